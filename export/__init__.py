@@ -1,0 +1,3 @@
+"""facecraft.export: ONNX / TensorRT export and model packages (builds on facecraft.training)."""
+
+__all__: list[str] = []

@@ -1,0 +1,1 @@
+"""facecraft.sdk: face model, mesh, renderer, runtime and server."""

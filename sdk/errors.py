@@ -1,0 +1,26 @@
+"""Exceptions raised by FaceCraft's library code.
+
+Every error a user can cause (a missing file, a wrong layout, a bad argument) is a
+:class:`FaceCraftError`, so the CLI and the gRPC servicer can turn it into one clear message
+and an exit code or status without catching unrelated bugs.
+"""
+
+from __future__ import annotations
+
+__all__ = ["FaceCraftError", "ModelFormatError", "ModelFileError", "InvalidInputError"]
+
+
+class FaceCraftError(Exception):
+    """Base class of every error FaceCraft raises on purpose."""
+
+
+class InvalidInputError(FaceCraftError, ValueError):
+    """An argument has the wrong shape, type or value; the message says what was expected."""
+
+
+class ModelFormatError(FaceCraftError):
+    """A third-party face-model file or folder is missing, or is not in the expected layout."""
+
+
+class ModelFileError(FaceCraftError):
+    """A compiled FaceCraft model file (``.fcm``) is unreadable, of another schema, or corrupt."""
