@@ -96,12 +96,23 @@ def read_obj_vertices(path: str | Path) -> np.ndarray:
         data = path.read_bytes()
     except OSError as e:
         raise ModelFormatError(f"cannot read {path}: {e.strerror or e}") from None
-    lines = [ln for ln in data.split(b"\n") if ln.startswith(b"v ")]
+    lines = [ln[2:] for ln in data.split(b"\n") if ln.startswith(b"v ")]
     if not lines:
         raise ModelFormatError(f"{path} has no vertices ('v' lines)")
+    return _parse_xyz(lines, path)
+
+
+def _parse_xyz(lines: list, path: Path) -> np.ndarray:
+    """(n, 3) float32 from the text after ``v `` of n lines (extra values such as colours are
+    ignored)."""
     try:
-        flat = np.array(b" ".join(ln[2:] for ln in lines).split(), dtype=np.float64)
-        return flat.reshape(len(lines), -1)[:, :3].astype(np.float32)
+        tokens = (b" " if isinstance(lines[0], bytes) else " ").join(lines).split()
+        if len(tokens) == 3 * len(lines):  # the common case: exactly x y z on every line
+            return np.array(tokens, dtype=np.float64).reshape(-1, 3).astype(np.float32)
+        rows = [ln.split()[:3] for ln in lines]
+        if any(len(r) < 3 for r in rows):
+            raise ValueError
+        return np.array(rows, dtype=np.float64).astype(np.float32)
     except ValueError:
         raise ModelFormatError(f"{path}: malformed 'v' lines") from None
 
@@ -154,7 +165,7 @@ def read_obj(path: str | Path) -> ObjMesh:
         raise ModelFormatError(f"{path} has no vertices")
     if not faces_v:
         raise ModelFormatError(f"{path} has no faces")
-    v = np.array(" ".join(verts).split(), dtype=np.float64).reshape(len(verts), -1)[:, :3]
+    v = _parse_xyz(verts, path)
     nv = len(v)
     tri_src_lists = [[i - 1 if i > 0 else nv + i for i in f] for f in faces_v]
     tris, src = triangulate(tri_src_lists)
@@ -169,7 +180,7 @@ def read_obj(path: str | Path) -> ObjMesh:
         uv = np.zeros((0, 2))
         uv_tris = np.zeros((0, 3), np.int32)
     return ObjMesh(
-        vertices=v.astype(np.float32),
+        vertices=v,
         triangles=tris,
         uvs=uv.astype(np.float32),
         uv_triangles=uv_tris,

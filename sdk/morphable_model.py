@@ -69,8 +69,8 @@ class MorphableModel:
         expression_basis: (Ke, V, 3) float32, metres per unit coefficient.
         expression_names: Ke names (ARKit names for ICT and the starter model).
         triangles: (F, 3) int32, counter-clockwise seen from outside; quads already split.
-        uvs: (U, 2) float32 texture coordinates in [0, 1], origin bottom-left (OBJ convention),
-            or (0, 2) when the model has no UV layout.
+        uvs: (U, 2) float32 texture coordinates, origin bottom-left (OBJ convention), in [0, 1]
+            or spread over UDIM tiles (u in [0, n), as ICT-FaceKit does); (0, 2) without a layout.
         uv_triangles: (F, 3) int32 indices into ``uvs`` for each triangle corner, or (0, 3).
         landmark_faces: (68,) int32 triangle holding each iBUG-68 landmark.
         landmark_bary: (68, 3) float32 barycentric coordinates within that triangle.
@@ -209,6 +209,55 @@ class MorphableModel:
         if not len(self.uv_triangles):
             return np.zeros((len(self.triangles), 3, 2), np.float32)
         return self.uvs[self.uv_triangles]
+
+    def submesh(self, vertex_ids: np.ndarray, name: str | None = None) -> MorphableModel:
+        """The model restricted to some vertices (e.g. only the face region).
+
+        Triangles with a corner outside the set are dropped, vertices are renumbered in
+        ascending order of their old ids, UVs are compacted, regions intersected. Every
+        landmark's triangle must survive. The mesh graph is dropped (rebuild it).
+
+        Args:
+            vertex_ids: (n,) integer ids of the vertices to keep.
+            name: the new model's name (default: unchanged).
+        """
+        keep = np.unique(np.asarray(vertex_ids, np.int64))
+        if keep.size == 0 or keep[0] < 0 or keep[-1] >= self.num_vertices:
+            raise InvalidInputError(f"vertex_ids must be non-empty ids in [0, {self.num_vertices})")
+        new_id = np.full(self.num_vertices, -1, np.int64)
+        new_id[keep] = np.arange(len(keep))
+        tri_new = new_id[self.triangles]
+        kept_tri = np.flatnonzero((tri_new >= 0).all(axis=1))
+        tri_map = np.full(len(self.triangles), -1, np.int64)
+        tri_map[kept_tri] = np.arange(len(kept_tri))
+        lm_faces = tri_map[self.landmark_faces]
+        if (lm_faces < 0).any():
+            lost = np.flatnonzero(lm_faces < 0).tolist()
+            raise InvalidInputError(f"the vertex set drops the triangles of landmarks {lost}")
+        uvs, uv_tris = self.uvs, self.uv_triangles
+        if len(uv_tris):
+            uv_tris = uv_tris[kept_tri]
+            used, inverse = np.unique(uv_tris, return_inverse=True)
+            uvs, uv_tris = uvs[used], inverse.reshape(-1, 3)
+        regions = {k: new_id[v][new_id[v] >= 0] for k, v in self.regions.items()}
+        regions = {k: v for k, v in regions.items() if v.size}
+        provenance = dict(self.provenance, submesh_vertices=int(len(keep)))
+        return dataclasses.replace(
+            self,
+            name=self.name if name is None else name,
+            mean_shape=self.mean_shape[keep],
+            identity_basis=self.identity_basis[:, keep],
+            expression_basis=self.expression_basis[:, keep],
+            triangles=tri_new[kept_tri],
+            uvs=uvs,
+            uv_triangles=uv_tris,
+            landmark_faces=lm_faces,
+            regions=regions,
+            albedo_mean=None if self.albedo_mean is None else self.albedo_mean[keep],
+            albedo_basis=None if self.albedo_basis is None else self.albedo_basis[:, keep],
+            provenance=provenance,
+            graph=None,
+        )
 
     def replace(self, **changes: Any) -> MorphableModel:
         """A copy with some fields changed (validated again)."""

@@ -1,0 +1,224 @@
+"""The ``facecraft`` command line.
+
+Subcommands here: ``models import|info|build-starter|importers``. Other FaceCraft parts add
+their own command groups through the ``facecraft.cli`` entry-point group: each entry point
+names a function ``register(subparsers)`` that adds one ``argparse`` sub-parser whose handler
+is set with ``set_defaults(handler=...)``. So ``facecraft.sdk`` never imports the packages
+that build on it.
+
+Errors a user can cause print one line, ``facecraft: error: ...``, and exit with status 1;
+usage errors exit with 2 (argparse's convention); an unexpected failure prints one line and
+exits with 70 (``--debug`` shows the traceback).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Sequence
+from importlib.metadata import entry_points
+from pathlib import Path
+
+from .errors import FaceCraftError
+
+__all__ = ["main", "build_parser"]
+
+EXIT_ERROR = 1
+EXIT_INTERNAL = 70
+
+
+def _cmd_models_import(args: argparse.Namespace) -> int:
+    from .importers import import_model
+    from .mesh_graph import build_mesh_graph
+    from .model_file import save_model
+
+    options = {}
+    if args.face_only:
+        options["face_only"] = True
+    if args.landmarks:
+        options["landmarks"] = args.landmarks
+    if args.albedo:
+        options["albedo"] = args.albedo
+    if args.expressions:
+        options["expressions"] = args.expressions
+    t0 = time.perf_counter()
+    model = import_model(args.kind, args.path, progress=not args.quiet, **options)
+    if not args.no_graph:
+        graph = build_mesh_graph(model.mean_shape, model.triangles, progress=not args.quiet)
+        model = model.replace(graph=graph)
+    digest = save_model(model, args.output)
+    s = model.summary()
+    print(f"wrote {args.output}: {s['vertices']} vertices, {s['identity_modes']} identity, "
+          f"{s['expression_modes']} expression modes, graph levels {s['graph_levels']}, "
+          f"sha256 {digest[:16]}..., {time.perf_counter() - t0:.1f} s")
+    return 0
+
+
+def _format_info(info, summary: dict) -> str:
+    meta = info.meta if info is not None else {}
+    lines = []
+    if info is not None:
+        lines += [f"file:             {info.path} ({info.size_bytes / 1e6:.1f} MB)",
+                  f"schema:           {info.schema_version}",
+                  f"content sha256:   {info.content_sha256}"]
+    lines += [
+        f"name:             {summary['name']}",
+        f"vertices:         {summary['vertices']}",
+        f"triangles:        {summary['triangles']}",
+        f"identity modes:   {summary['identity_modes']}",
+        f"expression modes: {summary['expression_modes']} ({summary['expression_kind']})",
+        f"albedo modes:     {summary['albedo_modes'] if summary['albedo_modes'] is not None else 'none (shape only)'}",  # noqa: E501
+        f"uvs:              {summary['uvs']}",
+        f"landmarks:        {summary['landmarks']} (iBUG order)",
+        f"extent (m):       {summary['extent_m']}",
+        f"graph levels:     {summary['graph_levels'] or 'none'}",
+        "regions:          " + ", ".join(f"{k} ({v})" for k, v in summary["regions"].items()),
+    ]
+    prov = meta.get("provenance") or summary.get("provenance")
+    if prov:
+        lines.append(f"provenance:       {json.dumps(prov, sort_keys=True)}")
+    licence = meta.get("licence") or summary.get("licence")
+    if licence:
+        lines.append(f"licence:          {licence}")
+    return "\n".join(lines)
+
+
+def _cmd_models_info(args: argparse.Namespace) -> int:
+    from .default_model import DEFAULT_MODEL_NAME, default_model_path, load_default_model
+    from .model_file import load_model, read_model_info
+
+    if args.file == DEFAULT_MODEL_NAME:
+        model = load_default_model()
+        path = default_model_path()
+    else:
+        path = Path(args.file)
+        model = load_model(path)
+    info = read_model_info(path)
+    summary = model.summary()
+    if args.json:
+        summary.update(file=str(path), sha256=info.content_sha256,
+                       schema_version=info.schema_version,
+                       identity_names=list(model.identity_names),
+                       expression_names=list(model.expression_names),
+                       albedo_names=list(model.albedo_names),
+                       provenance=model.provenance, licence=model.licence)
+        print(json.dumps(summary, indent=2))
+    else:
+        print(_format_info(info, summary))
+        if args.names:
+            print("identity names:   " + ", ".join(model.identity_names))
+            print("expression names: " + ", ".join(model.expression_names))
+            if model.albedo_names:
+                print("albedo names:     " + ", ".join(model.albedo_names))
+    return 0
+
+
+def _cmd_models_build_starter(args: argparse.Namespace) -> int:
+    from .default_model import build_default_model
+    from .model_file import save_model
+
+    model = build_default_model(progress=not args.quiet)
+    digest = save_model(model, args.output)
+    print(f"wrote {args.output}: starter model, {model.num_vertices} vertices, "
+          f"sha256 {digest[:16]}...")
+    return 0
+
+
+def _cmd_models_importers(args: argparse.Namespace) -> int:
+    from .importers import IMPORTERS
+
+    for kind, info in IMPORTERS.items():
+        print(f"{kind:14s} {info.description}")
+    return 0
+
+
+def _add_models(sub: argparse._SubParsersAction) -> None:
+    models = sub.add_parser("models", help="import, compile and inspect face models",
+                            description="Import, compile and inspect morphable face models.")
+    msub = models.add_subparsers(dest="models_command", metavar="COMMAND", required=True)
+
+    p = msub.add_parser(
+        "import", help="compile a third-party face model into a .fcm file",
+        description="Read a face model in its published layout, build its mesh graph, and "
+                    "write one compiled .fcm file. `facecraft models importers` lists KINDs.")
+    p.add_argument("kind", metavar="KIND", help="ict-facekit, bfm2009, bfm-front, bfm2017, "
+                   "flame or surrey")
+    p.add_argument("path", metavar="PATH", help="the model's folder or main file")
+    p.add_argument("-o", "--output", required=True, type=Path, help="the .fcm file to write")
+    p.add_argument("--face-only", action="store_true",
+                   help="keep only the face region (ICT-FaceKit)")
+    p.add_argument("--landmarks", help="landmark mapping / embedding file (BFM, FLAME, Surrey)")
+    p.add_argument("--albedo", help="albedo / texture model file (FLAME)")
+    p.add_argument("--expressions", help="expression basis file (BFM 2009's Exp_Pca.bin, "
+                   "Surrey's blendshapes)")
+    p.add_argument("--no-graph", action="store_true", help="skip the GCN mesh graph")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(handler=_cmd_models_import)
+
+    p = msub.add_parser("info", help="summarize a .fcm file",
+                        description="Print a compiled model's summary; FILE may be `starter`.")
+    p.add_argument("file", metavar="FILE", help="a .fcm file, or `starter` (the default model)")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument("--names", action="store_true", help="also list every mode's name")
+    p.set_defaults(handler=_cmd_models_info)
+
+    p = msub.add_parser("build-starter", help="generate the built-in starter model",
+                        description="Generate FaceCraft's procedural starter model (no "
+                                    "third-party data) with its mesh graph.")
+    p.add_argument("-o", "--output", required=True, type=Path, help="the .fcm file to write")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(handler=_cmd_models_build_starter)
+
+    p = msub.add_parser("importers", help="list the face-model importers",
+                        description="List the KINDs `facecraft models import` reads.")
+    p.set_defaults(handler=_cmd_models_importers)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The full ``facecraft`` parser, including command groups from entry points."""
+    parser = argparse.ArgumentParser(
+        prog="facecraft",
+        description="FaceCraft: a player's photo to a game character's face.")
+    parser.add_argument("--version", action="version", version=f"facecraft {_version()}")
+    parser.add_argument("--debug", action="store_true",
+                        help="show tracebacks of unexpected errors")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    _add_models(sub)
+    for ep in entry_points(group="facecraft.cli"):
+        ep.load()(sub)
+    return parser
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("facecraft")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI; returns the process exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.handler(args) or 0)
+    except FaceCraftError as e:
+        print(f"facecraft: error: {e}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        print("facecraft: interrupted", file=sys.stderr)
+        return 130
+    except Exception as e:  # the last line of defence: one line, not a traceback
+        if args.debug:
+            raise
+        print(f"facecraft: internal error: {type(e).__name__}: {e} (run with --debug for "
+              "the traceback, and please report it)", file=sys.stderr)
+        return EXIT_INTERNAL
+
+
+if __name__ == "__main__":
+    sys.exit(main())
