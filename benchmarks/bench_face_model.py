@@ -36,7 +36,8 @@ def _best(fn, repeat: int) -> float:
 def measure(name: str, model, tmp: Path, repeat: int) -> list[tuple[str, str, str]]:
     rows = []
     path = tmp / f"{name}.fcm"
-    rows.append((name, "save .fcm", f"{_best(lambda: save_model(model, path), repeat) * 1e3:.1f} ms"))
+    t_save = _best(lambda: save_model(model, path), repeat)
+    rows.append((name, "save .fcm", f"{t_save * 1e3:.1f} ms"))
     rows.append((name, "load .fcm (verify hash)",
                  f"{_best(lambda: load_model(path), repeat) * 1e3:.1f} ms"))
     rows.append((name, "load .fcm (no verify)",

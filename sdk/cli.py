@@ -43,6 +43,11 @@ def _cmd_models_import(args: argparse.Namespace) -> int:
         options["albedo"] = args.albedo
     if args.expressions:
         options["expressions"] = args.expressions
+    for item in args.option or ():
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise FaceCraftError(f"--option expects KEY=VALUE, got {item!r}")
+        options[key.strip().replace("-", "_")] = value
     t0 = time.perf_counter()
     model = import_model(args.kind, args.path, progress=not args.quiet, **options)
     if not args.no_graph:
@@ -153,6 +158,9 @@ def _add_models(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--albedo", help="albedo / texture model file (FLAME)")
     p.add_argument("--expressions", help="expression basis file (BFM 2009's Exp_Pca.bin, "
                    "Surrey's blendshapes)")
+    p.add_argument("-O", "--option", action="append", metavar="KEY=VALUE",
+                   help="any other importer option, e.g. contours=PATH, max_identity=80 "
+                        "(repeatable; see `facecraft models importers`)")
     p.add_argument("--no-graph", action="store_true", help="skip the GCN mesh graph")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     p.set_defaults(handler=_cmd_models_import)

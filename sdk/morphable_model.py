@@ -16,7 +16,9 @@ ARKit-style rigs) or PCA modes scaled the same way (BFM's expression PCA); ``exp
 says which.
 
 Coordinate frame: right-handed, metres, +Y up, the face looking down +Z (towards a camera on the
-+Z axis), the model's origin near the centre of the head.
++Z axis), +X on the subject's left. The origin is the source's own (near the centre of the head
+for ICT-FaceKit and the starter, near the nose tip for the Surrey model): pose estimation
+absorbs it in the translation.
 """
 
 from __future__ import annotations

@@ -83,3 +83,16 @@ def test_import_real_ict(ict_dir, tmp_path):
     assert "vertices:         26719" in r.stdout
     assert "identity modes:   100" in r.stdout
     assert "jawOpen" in r.stdout and "MIT" in r.stdout
+
+
+def test_bad_option_syntax(tmp_path):
+    r = run_cli("models", "import", "surrey", str(tmp_path), "-o", str(tmp_path / "x.fcm"),
+                "-O", "novalue")
+    assert r.returncode == EXIT_ERROR and "KEY=VALUE" in r.stderr
+
+
+def test_unknown_option_is_refused(tmp_path):
+    r = run_cli("models", "import", "surrey", str(tmp_path), "-o", str(tmp_path / "x.fcm"),
+                "-O", "colour=blue")
+    assert r.returncode == EXIT_ERROR and "colour" in r.stderr
+    assert "Traceback" not in r.stderr
