@@ -114,15 +114,21 @@ def _edge(ax, ay, bx, by, px, py):
 @torch.no_grad()
 def _visible_triangles(sv: torch.Tensor, tri: torch.Tensor,
                        settings: RasterSettings) -> torch.Tensor:
-    """(B, H, W) int64 nearest covering triangle per pixel (-1: none), without gradients."""
-    b, _, _ = sv.shape
+    """(B, H, W) int64 nearest covering triangle per pixel (-1: none), without gradients.
+
+    Each triangle's three barycentrics and its inverse depth are affine in the pixel position,
+    ``a * x + b * y + c``; their 4 x 3 coefficients are computed once per triangle, so testing a
+    candidate pixel is four multiply-adds.
+    """
+    b = sv.shape[0]
     h, w = settings.image_size
     f = tri.shape[0]
-    dev = sv.device
+    dev, dt = sv.device, sv.dtype
     p = sv[:, tri]  # (B, F, 3 corners, 3)
     x, y, z = p[..., 0], p[..., 1], p[..., 2]
-    area = _edge(x[..., 0], y[..., 0], x[..., 1], y[..., 1], x[..., 2], y[..., 2])
-    # covered pixel columns j satisfy xmin <= j + 0.5 <= xmax
+    x0, x1, x2 = x.unbind(-1)
+    y0, y1, y2 = y.unbind(-1)
+    area = _edge(x0, y0, x1, y1, x2, y2)
     c0 = torch.ceil(x.amin(-1) - 0.5).clamp(min=0)
     c1 = torch.floor(x.amax(-1) - 0.5).clamp(max=w - 1)
     r0 = torch.ceil(y.amin(-1) - 0.5).clamp(min=0)
@@ -131,20 +137,26 @@ def _visible_triangles(sv: torch.Tensor, tri: torch.Tensor,
     if settings.cull_backfaces:
         ok &= area < 0
     bi, fi = torch.nonzero(ok, as_tuple=True)
-    c0, r0 = c0[bi, fi].long(), r0[bi, fi].long()
-    bw = c1[bi, fi].long() - c0 + 1
-    bh = r1[bi, fi].long() - r0 + 1
+    if not bi.numel():
+        return torch.full((b, h, w), -1, dtype=torch.long, device=dev)
+    # barycentric l_k = edge(opposite edge, p) / area = A_k x + B_k y + C_k
+    xs = torch.stack([x1, x2, x0], -1)[bi, fi]  # edge start of l0, l1, l2
+    ys = torch.stack([y1, y2, y0], -1)[bi, fi]
+    xe = torch.stack([x2, x0, x1], -1)[bi, fi]
+    ye = torch.stack([y2, y0, y1], -1)[bi, fi]
+    ar = area[bi, fi][:, None]
+    ca = -(ye - ys) / ar
+    cb = (xe - xs) / ar
+    cc = ((ye - ys) * xs - (xe - xs) * ys) / ar
+    iz = 1.0 / z[bi, fi]
+    coef = torch.stack([ca, cb, cc], 1)  # (N, 3 [a, b, c], 3 barycentrics)
+    coef = torch.cat([coef, (coef * iz[:, None, :]).sum(-1, keepdim=True)], -1)  # + 1/z
+    box = torch.stack([c0[bi, fi], r0[bi, fi], c1[bi, fi], r1[bi, fi]], -1).long()
     # power-of-two box classes, separately in x and y
-    sx = (bw - 1).clamp(min=0).float().log2().floor().long() + 1
-    sx = torch.where(bw <= 1, torch.zeros_like(sx), sx)
-    sy = (bh - 1).clamp(min=0).float().log2().floor().long() + 1
-    sy = torch.where(bh <= 1, torch.zeros_like(sy), sy)
-    cls = sx * 32 + sy
-    zbuf = torch.full((b * h * w,), float("inf"), device=dev, dtype=sv.dtype)
-    pix_all, z_all, t_all = [], [], []
-    xs, ys, zs = x[bi, fi], y[bi, fi], z[bi, fi]  # (N, 3)
-    inv_z = 1.0 / zs
-    ar = area[bi, fi]
+    lx = torch.ceil(torch.log2((box[:, 2] - box[:, 0] + 1).to(torch.float32))).long()
+    ly = torch.ceil(torch.log2((box[:, 3] - box[:, 1] + 1).to(torch.float32))).long()
+    cls = lx * 32 + ly
+    pix_all, iz_all, t_all = [], [], []
     for c in torch.unique(cls).tolist():
         sel = torch.nonzero(cls == c, as_tuple=True)[0]
         gw, gh = 1 << (c // 32), 1 << (c % 32)
@@ -154,38 +166,34 @@ def _visible_triangles(sv: torch.Tensor, tri: torch.Tensor,
         ox, oy = ox.reshape(1, -1), oy.reshape(1, -1)
         for s in range(0, len(sel), per):
             k = sel[s:s + per]
-            col = c0[k, None] + ox  # (n, gw*gh)
-            row = r0[k, None] + oy
-            inside_box = (col < c0[k, None] + bw[k, None]) & (row < r0[k, None] + bh[k, None])
-            px, py = col.to(sv.dtype) + 0.5, row.to(sv.dtype) + 0.5
-            xk, yk = xs[k], ys[k]
-            w0 = _edge(xk[:, 1:2], yk[:, 1:2], xk[:, 2:3], yk[:, 2:3], px, py)
-            w1 = _edge(xk[:, 2:3], yk[:, 2:3], xk[:, 0:1], yk[:, 0:1], px, py)
-            w2 = _edge(xk[:, 0:1], yk[:, 0:1], xk[:, 1:2], yk[:, 1:2], px, py)
-            sgn = torch.sign(ar[k])[:, None]
-            inside = inside_box & (w0 * sgn >= 0) & (w1 * sgn >= 0) & (w2 * sgn >= 0)
+            bx = box[k]
+            col = bx[:, 0:1] + ox  # (n, gw*gh)
+            row = bx[:, 1:2] + oy
+            cf = coef[k]  # (n, 3, 4)
+            px = (col.to(dt) + 0.5).unsqueeze(-1)
+            py = (row.to(dt) + 0.5).unsqueeze(-1)
+            lam = px * cf[:, None, 0, :3] + py * cf[:, None, 1, :3] + cf[:, None, 2, :3]
+            inside = (lam >= 0).all(-1)
+            if gw > 1 or gh > 1:
+                inside &= (col <= bx[:, 2:3]) & (row <= bx[:, 3:4])
             nz = torch.nonzero(inside, as_tuple=True)
             if not nz[0].numel():
                 continue
             kk = k[nz[0]]
-            l0 = w0[nz] / ar[kk]
-            l1 = w1[nz] / ar[kk]
-            l2 = 1.0 - l0 - l1
-            iz = inv_z[kk]
-            depth = 1.0 / (l0 * iz[:, 0] + l1 * iz[:, 1] + l2 * iz[:, 2])
-            pix = (bi[kk] * h + row[nz]) * w + col[nz]
-            pix_all.append(pix)
-            z_all.append(depth)
+            cz = cf[nz[0], :, 3]
+            pix_all.append((bi[kk] * h + row[nz]) * w + col[nz])
+            iz_all.append(px[nz][:, 0] * cz[:, 0] + py[nz][:, 0] * cz[:, 1] + cz[:, 2])
             t_all.append(fi[kk])
     out = torch.full((b * h * w,), -1, dtype=torch.long, device=dev)
     if not pix_all:
         return out.view(b, h, w)
-    pix, depth, tid = torch.cat(pix_all), torch.cat(z_all), torch.cat(t_all)
-    zbuf.scatter_reduce_(0, pix, depth, reduce="amin")
-    win = depth <= zbuf[pix]
-    big = torch.full((b * h * w,), f, dtype=torch.long, device=dev)
-    big.scatter_reduce_(0, pix[win], tid[win], reduce="amin")  # ties: the lowest id
-    out = torch.where(big < f, big, out)
+    pix, inv_depth, tid = torch.cat(pix_all), torch.cat(iz_all), torch.cat(t_all)
+    zbuf = torch.full((b * h * w,), -float("inf"), device=dev, dtype=dt)
+    zbuf.scatter_reduce_(0, pix, inv_depth, reduce="amax")  # nearest = largest 1/z
+    win = inv_depth >= zbuf[pix]
+    best = torch.full((b * h * w,), f, dtype=torch.long, device=dev)
+    best.scatter_reduce_(0, pix[win], tid[win], reduce="amin")  # ties: the lowest id
+    out = torch.where(best < f, best, out)
     return out.view(b, h, w)
 
 
