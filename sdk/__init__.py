@@ -4,13 +4,21 @@ The public surface of the face-model layer is re-exported here; import from
 ``facecraft.sdk``, not from the private files.
 """
 
+from .cameras import PerspectiveCamera, Pose, WeakPerspectiveCamera
 from .default_model import load_default_model, resolve_model
 from .errors import FaceCraftError, InvalidInputError, ModelFileError, ModelFormatError
 from .importers import import_model, list_importers
+from .lighting import fit_sh, shade_sh
 from .mesh_graph import GraphLevel, MeshGraph, build_mesh_graph
+from .mesh_io import read_png, read_ply, write_obj, write_ply, write_png
 from .model_file import load_model, read_model_info, save_model
 from .morphable_model import MorphableModel, MorphableModelLayer
+from .pose_fit import PoseFit, fit_weak_perspective
+from .rasterizer import Fragments, RasterSettings, interpolate, rasterize
+from .renderer import MeshRenderer, RenderOutput, RenderSettings, composite, render_mesh
+from .sampling import region_mask, sample_image, sample_vertex_colors, vertex_visibility
 from .starter import build_starter_model
+from .texture import BakeSettings, TextureBake, bake_texture, dilate_texture, sample_texture
 
 __all__ = [
     "FaceCraftError",
@@ -30,4 +38,34 @@ __all__ = [
     "load_model",
     "read_model_info",
     "save_model",
+    "PerspectiveCamera",
+    "WeakPerspectiveCamera",
+    "Pose",
+    "shade_sh",
+    "fit_sh",
+    "rasterize",
+    "interpolate",
+    "RasterSettings",
+    "Fragments",
+    "render_mesh",
+    "composite",
+    "MeshRenderer",
+    "RenderSettings",
+    "RenderOutput",
+    "sample_image",
+    "sample_vertex_colors",
+    "vertex_visibility",
+    "region_mask",
+    "PoseFit",
+    "fit_weak_perspective",
+    "BakeSettings",
+    "TextureBake",
+    "bake_texture",
+    "dilate_texture",
+    "sample_texture",
+    "write_obj",
+    "write_ply",
+    "write_png",
+    "read_ply",
+    "read_png",
 ]

@@ -1,0 +1,109 @@
+"""Render a face model fitted to a photo, with SH lighting estimated from the photo.
+
+    python examples/render_fitted_face.py PHOTO LANDMARKS.json -o fitted.png [--model starter]
+
+LANDMARKS.json holds 68 iBUG points in the photo's pixels: either a plain ``[[x, y], ...]`` list
+or ``{"lm68_xy": [...]}``. With no arguments it uses the 300-W photo and its manual landmarks from
+``../shared/assets`` (when present). Writes one PNG: the photo crop | the lit model composited
+over it | the lit model alone. The pose comes from a weak-perspective landmark fit, the lighting
+from a least-squares SH fit of the model's albedo to the photo's colours at visible vertices:
+no learned network is involved yet (those arrive with the regressor and GCN stages).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+
+from facecraft.sdk.default_model import resolve_model
+from facecraft.sdk.errors import FaceCraftError
+from facecraft.sdk.lighting import fit_sh
+from facecraft.sdk.mesh_io import write_png
+from facecraft.sdk.pose_fit import fit_weak_perspective
+from facecraft.sdk.renderer import render_mesh
+from facecraft.sdk.sampling import sample_vertex_colors
+
+ASSETS = Path(__file__).resolve().parents[1].parent / "shared" / "assets"
+DEFAULT_PHOTO = "photos/eos-300w/image_0010.png"
+
+
+def load_landmarks(path: Path, key: str | None) -> np.ndarray:
+    data = json.loads(path.read_text())
+    if isinstance(data, dict) and "images" in data:  # ../shared/assets/landmarks68.json
+        data = data["images"][key]["faces"][0]
+    if isinstance(data, dict):
+        data = data["lm68_xy"]
+    lm = np.asarray(data, np.float64)
+    if lm.shape != (68, 2):
+        raise FaceCraftError(f"{path}: expected 68 (x, y) landmarks, got shape {lm.shape}")
+    return lm
+
+
+def crop_face(img: np.ndarray, lm: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """A square crop around the landmarks (1.6x their extent), resized to size x size."""
+    c = (lm.min(0) + lm.max(0)) / 2
+    side = (lm.max(0) - lm.min(0)).max() * 1.6
+    s = size / side
+    warp = np.array([[s, 0, -(c[0] - side / 2) * s], [0, s, -(c[1] - side / 2) * s]])
+    crop = cv2.warpAffine(img, warp, (size, size), flags=cv2.INTER_AREA)
+    return crop, lm * s + warp[:, 2]
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("photo", nargs="?", type=Path, help="the photo (default: a 300-W sample)")
+    ap.add_argument("landmarks", nargs="?", type=Path, help="68-point landmarks JSON")
+    ap.add_argument("-o", "--output", type=Path, default=Path("fitted.png"))
+    ap.add_argument("--model", default="starter", help=".fcm file or `starter` (default)")
+    ap.add_argument("--size", type=int, default=320, help="crop size in pixels")
+    args = ap.parse_args(argv)
+    try:
+        key = None
+        if args.photo is None:
+            args.photo, args.landmarks = ASSETS / DEFAULT_PHOTO, ASSETS / "landmarks68.json"
+            key = DEFAULT_PHOTO
+            if not args.photo.is_file():
+                raise FaceCraftError("no PHOTO given and ../shared/assets is not present")
+        if args.landmarks is None:
+            raise FaceCraftError("give LANDMARKS.json with the photo")
+        img = cv2.imread(str(args.photo), cv2.IMREAD_COLOR)
+        if img is None:
+            raise FaceCraftError(f"{args.photo}: not a readable image")
+        crop, lm = crop_face(img[:, :, ::-1], load_landmarks(args.landmarks, key), args.size)
+        model = resolve_model(args.model)
+        if not model.has_albedo:
+            raise FaceCraftError(f"model {model.name!r} has no albedo model to light")
+        fit = fit_weak_perspective(model.landmarks(model.mean_shape), lm, crop.shape[:2])
+        verts = torch.from_numpy(model.mean_shape)[None]
+        tri = torch.from_numpy(model.triangles).long()
+        albedo = torch.from_numpy(model.albedo_mean)[None]
+        photo = torch.from_numpy(crop.astype(np.float32) / 255)
+        with torch.inference_mode():
+            first = render_mesh(verts, tri, albedo, camera=fit.camera, pose=fit.pose)
+            sampled = sample_vertex_colors(photo.permute(2, 0, 1)[None], first.screen_verts,
+                                           first.visibility)
+            skin = torch.zeros(model.num_vertices)
+            skin[torch.from_numpy(model.regions.get("skin", np.arange(model.num_vertices)))
+                 .long()] = 1.0
+            sh = fit_sh(sampled[..., :3], albedo, first.normals,
+                        weights=sampled[..., 3] * skin[None], ridge=1e-3)
+            lit = render_mesh(verts, tri, albedo, camera=fit.camera, pose=fit.pose, sh=sh)
+        over = torch.where(lit.mask[0, ..., None], lit.image[0], photo).clamp(0, 1)
+        alone = lit.image[0].clamp(0, 1)
+        panel = torch.cat([photo, over, alone], dim=1).numpy()
+        write_png(args.output, panel)
+        print(f"wrote {args.output} (landmark fit RMS {fit.residual_px:.1f} px)")
+        return 0
+    except FaceCraftError as e:
+        print(f"render_fitted_face: error: {e}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
