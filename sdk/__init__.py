@@ -10,7 +10,7 @@ from .errors import FaceCraftError, InvalidInputError, ModelFileError, ModelForm
 from .importers import import_model, list_importers
 from .lighting import fit_sh, shade_sh
 from .mesh_graph import GraphLevel, MeshGraph, build_mesh_graph
-from .mesh_io import read_png, read_ply, write_obj, write_ply, write_png
+from .mesh_io import read_ply, read_png, write_obj, write_ply, write_png
 from .model_file import load_model, read_model_info, save_model
 from .morphable_model import MorphableModel, MorphableModelLayer
 from .pose_fit import PoseFit, fit_weak_perspective

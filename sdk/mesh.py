@@ -190,6 +190,32 @@ def read_obj(path: str | Path) -> ObjMesh:
     )
 
 
+class _FaceSumToVertices(torch.autograd.Function):
+    """out[b, v] = sum of face_vals[b, f] over the corners (f, k) with triangles[f, k] == v.
+
+    ``torch.bincount`` does the sum (several times faster than ``index_add`` on CPU); the
+    backward pass is the matching gather.
+    """
+
+    @staticmethod
+    def forward(ctx, face_vals: torch.Tensor, triangles: torch.Tensor,
+                num_vertices: int) -> torch.Tensor:
+        b, f, c = face_vals.shape
+        ctx.save_for_backward(triangles)
+        offs = (torch.arange(b, device=face_vals.device) * num_vertices)[:, None]
+        idx = (triangles.T.reshape(1, -1) + offs).reshape(-1)  # (B * 3F,) corner -> vertex
+        vals = face_vals.repeat(1, 3, 1).reshape(-1, c)  # (B * 3F, C), corner k's face value
+        out = torch.stack([torch.bincount(idx, weights=vals[:, j], minlength=b * num_vertices)
+                           for j in range(c)], dim=-1)
+        return out.view(b, num_vertices, c).to(face_vals.dtype)
+
+    @staticmethod
+    def backward(ctx, grad_out: torch.Tensor):
+        (triangles,) = ctx.saved_tensors
+        g = grad_out[:, triangles]  # (B, F, 3 corners, C)
+        return g.sum(dim=2), None, None
+
+
 def vertex_normals(verts: torch.Tensor, triangles: torch.Tensor) -> torch.Tensor:
     """Area-weighted unit vertex normals, batched and differentiable.
 
@@ -205,9 +231,7 @@ def vertex_normals(verts: torch.Tensor, triangles: torch.Tensor) -> torch.Tensor
     tri = triangles.long()
     a, b, c = v[:, tri[:, 0]], v[:, tri[:, 1]], v[:, tri[:, 2]]
     fn = torch.cross(b - a, c - a, dim=-1)  # length = 2 x area: area weighting for free
-    n = torch.zeros_like(v)
-    for k in range(3):
-        n = n.index_add(1, tri[:, k], fn)
+    n = _FaceSumToVertices.apply(fn, tri, v.shape[1])
     n = torch.nn.functional.normalize(n, dim=-1, eps=1e-12)
     return n[0] if squeeze else n
 

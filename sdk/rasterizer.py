@@ -153,8 +153,9 @@ def _visible_triangles(sv: torch.Tensor, tri: torch.Tensor,
     coef = torch.cat([coef, (coef * iz[:, None, :]).sum(-1, keepdim=True)], -1)  # + 1/z
     box = torch.stack([c0[bi, fi], r0[bi, fi], c1[bi, fi], r1[bi, fi]], -1).long()
     # power-of-two box classes, separately in x and y
-    lx = torch.ceil(torch.log2((box[:, 2] - box[:, 0] + 1).to(torch.float32))).long()
-    ly = torch.ceil(torch.log2((box[:, 3] - box[:, 1] + 1).to(torch.float32))).long()
+    # (boxes under 2 px share the 2 px class: fewer, larger batches beat exact fits)
+    lx = torch.ceil(torch.log2((box[:, 2] - box[:, 0] + 1).to(torch.float32))).long().clamp(min=1)
+    ly = torch.ceil(torch.log2((box[:, 3] - box[:, 1] + 1).to(torch.float32))).long().clamp(min=1)
     cls = lx * 32 + ly
     pix_all, iz_all, t_all = [], [], []
     for c in torch.unique(cls).tolist():
@@ -173,9 +174,7 @@ def _visible_triangles(sv: torch.Tensor, tri: torch.Tensor,
             px = (col.to(dt) + 0.5).unsqueeze(-1)
             py = (row.to(dt) + 0.5).unsqueeze(-1)
             lam = px * cf[:, None, 0, :3] + py * cf[:, None, 1, :3] + cf[:, None, 2, :3]
-            inside = (lam >= 0).all(-1)
-            if gw > 1 or gh > 1:
-                inside &= (col <= bx[:, 2:3]) & (row <= bx[:, 3:4])
+            inside = (lam >= 0).all(-1) & (col <= bx[:, 2:3]) & (row <= bx[:, 3:4])
             nz = torch.nonzero(inside, as_tuple=True)
             if not nz[0].numel():
                 continue
