@@ -4,9 +4,12 @@ The public surface of the face-model layer is re-exported here; import from
 ``facecraft.sdk``, not from the private files.
 """
 
+from .align import AlignedFace, align_face, five_from_68
 from .cameras import PerspectiveCamera, Pose, WeakPerspectiveCamera
 from .default_model import load_default_model, resolve_model
 from .errors import FaceCraftError, InvalidInputError, ModelFileError, ModelFormatError
+from .face_mask import refine_skin_mask, skin_mask_from_landmarks
+from .image_io import DecodedImage, ImageDecodeError, decode_image, read_image
 from .importers import import_model, list_importers
 from .lighting import fit_sh, shade_sh
 from .mesh_graph import GraphLevel, MeshGraph, build_mesh_graph
@@ -68,4 +71,13 @@ __all__ = [
     "write_png",
     "read_ply",
     "read_png",
+    "DecodedImage",
+    "ImageDecodeError",
+    "decode_image",
+    "read_image",
+    "AlignedFace",
+    "align_face",
+    "five_from_68",
+    "skin_mask_from_landmarks",
+    "refine_skin_mask",
 ]
