@@ -7,10 +7,13 @@ The public surface of the face-model layer is re-exported here; import from
 from .align import AlignedFace, align_face, five_from_68
 from .cameras import PerspectiveCamera, Pose, WeakPerspectiveCamera
 from .default_model import load_default_model, resolve_model
+from .detect import DetectorSettings, DetectorUnavailableError, Face, FaceDetector, largest_face
 from .errors import FaceCraftError, InvalidInputError, ModelFileError, ModelFormatError
 from .face_mask import refine_skin_mask, skin_mask_from_landmarks
 from .image_io import DecodedImage, ImageDecodeError, decode_image, read_image
 from .importers import import_model, list_importers
+from .ingest import IngestedFace, IngestedPhoto, IngestSettings, NoFaceError, ingest_photo
+from .landmarker import Dlib68Landmarker, nme
 from .lighting import fit_sh, shade_sh
 from .mesh_graph import GraphLevel, MeshGraph, build_mesh_graph
 from .mesh_io import read_ply, read_png, write_obj, write_ply, write_png
@@ -80,4 +83,16 @@ __all__ = [
     "five_from_68",
     "skin_mask_from_landmarks",
     "refine_skin_mask",
+    "FaceDetector",
+    "DetectorSettings",
+    "DetectorUnavailableError",
+    "Face",
+    "largest_face",
+    "Dlib68Landmarker",
+    "nme",
+    "ingest_photo",
+    "IngestSettings",
+    "IngestedFace",
+    "IngestedPhoto",
+    "NoFaceError",
 ]

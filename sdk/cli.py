@@ -1,10 +1,10 @@
 """The ``facecraft`` command line.
 
-Subcommands here: ``models import|info|build-starter|importers``. Other FaceCraft parts add
-their own command groups through the ``facecraft.cli`` entry-point group: each entry point
-names a function ``register(subparsers)`` that adds one ``argparse`` sub-parser whose handler
-is set with ``set_defaults(handler=...)``. So ``facecraft.sdk`` never imports the packages
-that build on it.
+Subcommands here: ``models import|info|build-starter|importers`` and ``eval landmarks``.
+Other FaceCraft parts add their own command groups through the ``facecraft.cli`` entry-point
+group: each entry point names a function ``register(subparsers)`` that adds one ``argparse``
+sub-parser whose handler is set with ``set_defaults(handler=...)``. So ``facecraft.sdk`` never
+imports the packages that build on it.
 
 Errors a user can cause print one line, ``facecraft: error: ...``, and exit with status 1;
 usage errors exit with 2 (argparse's convention); an unexpected failure prints one line and
@@ -184,6 +184,38 @@ def _add_models(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=_cmd_models_importers)
 
 
+def _cmd_eval_landmarks(args: argparse.Namespace) -> int:
+    from .detect import DetectorSettings, FaceDetector
+    from .landmark_eval import evaluate_landmarks, format_eval_table
+    from .landmarker import Dlib68Landmarker
+
+    detector = FaceDetector(DetectorSettings(threads=args.threads))
+    landmarkers = {}
+    if Dlib68Landmarker.available():
+        landmarkers["dlib-68pt"] = Dlib68Landmarker()
+    else:
+        print("note: dlib-68pt skipped (pip install -e '.[landmarks68]')", file=sys.stderr)
+    rows = evaluate_landmarks(args.annotations, detector, landmarkers, progress=not args.quiet)
+    print(format_eval_table(rows))
+    return 0
+
+
+def _add_eval(sub: argparse._SubParsersAction) -> None:
+    ev = sub.add_parser("eval", help="measure accuracy on annotated data",
+                        description="Measure FaceCraft's stages on annotated data.")
+    esub = ev.add_subparsers(dest="eval_command", metavar="COMMAND", required=True)
+    p = esub.add_parser(
+        "landmarks", help="landmark NME of every available landmarker",
+        description="Detect faces in every annotated photo and report the inter-ocular NME of "
+                    "the detector's 5 points and of each 68-point landmarker, ground-truth and "
+                    "model-prediction annotations apart.")
+    p.add_argument("annotations", type=Path, metavar="ANNOTATIONS.json",
+                   help="e.g. ../shared/assets/landmarks68.json (paths relative to it)")
+    p.add_argument("--threads", type=int, default=2, help="inference threads")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(handler=_cmd_eval_landmarks)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The full ``facecraft`` parser, including command groups from entry points."""
     parser = argparse.ArgumentParser(
@@ -194,6 +226,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="show tracebacks of unexpected errors")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     _add_models(sub)
+    _add_eval(sub)
     for ep in entry_points(group="facecraft.cli"):
         ep.load()(sub)
     return parser

@@ -96,3 +96,23 @@ def test_unknown_option_is_refused(tmp_path):
                 "-O", "colour=blue")
     assert r.returncode == EXIT_ERROR and "colour" in r.stderr
     assert "Traceback" not in r.stderr
+
+
+def test_eval_landmarks_reports_both_kinds():
+    from .conftest import assets_or_skip
+
+    ann = assets_or_skip("landmarks68.json")
+    r = run_cli("eval", "landmarks", str(ann), "-q")
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert any(ln.startswith("mtcnn-5pt") and "gt_manual" in ln for ln in lines)
+    assert any("model_pred" in ln for ln in lines)
+    nmes = [float(ln.split()[-1]) for ln in lines[2:]]
+    assert all(0 < x < 0.15 for x in nmes), r.stdout
+
+
+def test_eval_landmarks_bad_file(tmp_path):
+    bad = tmp_path / "a.json"
+    bad.write_text("{}")
+    r = run_cli("eval", "landmarks", str(bad), "-q")
+    assert r.returncode == EXIT_ERROR and "annotation" in r.stderr
