@@ -1,3 +1,42 @@
 """facecraft.training: networks, losses, data and training loops (builds on facecraft.sdk)."""
 
-__all__: list[str] = []
+from .backbones import get_backbone, list_backbones, mobilenet_v2, resnet18, resnet34, resnet50
+from .regressor import (
+    CoeffLayout,
+    CoeffRegressor,
+    Coeffs3DMM,
+    InputSpec,
+    coeff_regressor,
+    load_regressor,
+    read_regressor_meta,
+    save_regressor,
+)
+from .synthetic import (
+    CachedSyntheticFaces,
+    SyntheticFace,
+    SyntheticFaces,
+    SyntheticSettings,
+    template_translation,
+)
+
+__all__ = [
+    "get_backbone",
+    "list_backbones",
+    "resnet18",
+    "resnet34",
+    "resnet50",
+    "mobilenet_v2",
+    "CoeffLayout",
+    "CoeffRegressor",
+    "Coeffs3DMM",
+    "InputSpec",
+    "coeff_regressor",
+    "load_regressor",
+    "read_regressor_meta",
+    "save_regressor",
+    "SyntheticSettings",
+    "SyntheticFace",
+    "SyntheticFaces",
+    "CachedSyntheticFaces",
+    "template_translation",
+]
