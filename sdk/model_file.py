@@ -45,8 +45,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -55,6 +53,7 @@ import numpy as np
 
 from .errors import ModelFileError
 from .morphable_model import MorphableModel
+from .tensor_file import open_tensor_file, write_tensor_file
 
 __all__ = [
     "FORMAT",
@@ -153,8 +152,6 @@ def save_model(model: MorphableModel, path: str | Path) -> str:
     Returns:
         The content hash (SHA-256 hex) stored in the file.
     """
-    from safetensors.numpy import save_file
-
     path = Path(path)
     tensors, meta = _to_tensors(model)
     meta_json = json.dumps(meta, sort_keys=True)
@@ -165,47 +162,13 @@ def save_model(model: MorphableModel, path: str | Path) -> str:
         "content_sha256": digest,
         "meta": meta_json,
     }
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    except OSError as e:
-        raise ModelFileError(f"cannot write {path}: {e.strerror or e}") from None
-    os.close(fd)
-    try:
-        save_file(tensors, tmp, metadata=header)
-        os.replace(tmp, path)
-    except OSError as e:
-        Path(tmp).unlink(missing_ok=True)
-        raise ModelFileError(f"cannot write {path}: {e.strerror or e}") from None
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_tensor_file(tensors, path, header)
     return digest
 
 
 def _open_header(path: Path) -> tuple[dict[str, str], Any]:
-    from safetensors import safe_open
-
-    if not path.is_file():
-        raise ModelFileError(f"{path}: no such model file")
-    try:
-        handle = safe_open(str(path), framework="numpy")
-    except Exception as e:  # safetensors raises its own error types for bad headers
-        raise ModelFileError(f"{path}: not a FaceCraft model file ({e})") from None
-    header = handle.metadata() or {}
-    if header.get("format") != FORMAT:
-        raise ModelFileError(f"{path}: not a FaceCraft model file (format "
-                             f"{header.get('format')!r}, expected {FORMAT!r})")
-    try:
-        version = int(header.get("schema_version", ""))
-    except ValueError:
-        raise ModelFileError(f"{path}: unreadable schema_version") from None
-    if version > SCHEMA_VERSION:
-        raise ModelFileError(f"{path}: schema version {version} is newer than this FaceCraft "
-                             f"reads ({SCHEMA_VERSION}); upgrade facecraft")
-    if version < 1:
-        raise ModelFileError(f"{path}: invalid schema version {version}")
-    return header, handle
+    return open_tensor_file(path, fmt=FORMAT, schema_version=SCHEMA_VERSION,
+                            what="FaceCraft model file")
 
 
 def read_model_info(path: str | Path) -> ModelFileInfo:

@@ -38,8 +38,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -52,6 +50,7 @@ from facecraft.sdk.cameras import PAPER_IMAGE_SIZE, Pose
 from facecraft.sdk.errors import InvalidInputError, ModelFileError
 from facecraft.sdk.lighting import SH_NUM_COEFFS, SHLighting
 from facecraft.sdk.morphable_model import MorphableModel
+from facecraft.sdk.tensor_file import open_tensor_file, write_tensor_file
 from facecraft.training.backbones import get_backbone
 
 __all__ = [
@@ -444,8 +443,6 @@ def save_regressor(model: CoeffRegressor, path: str | Path, *,
         InvalidInputError: a model without a registered backbone name, or non-JSON-able metadata.
         ModelFileError: the file cannot be written.
     """
-    from safetensors.torch import save_file
-
     if not isinstance(model, CoeffRegressor) or model.backbone_name is None:
         raise InvalidInputError("save_regressor needs a CoeffRegressor built by coeff_regressor() "
                                 "(its backbone name is what load_regressor rebuilds from)")
@@ -458,46 +455,13 @@ def save_regressor(model: CoeffRegressor, path: str | Path, *,
     header = {"format": CHECKPOINT_FORMAT, "schema_version": str(CHECKPOINT_SCHEMA_VERSION),
               "meta": meta_json}
     tensors = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
-    path = Path(path)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    except OSError as e:
-        raise ModelFileError(f"cannot write {path}: {e.strerror or e}") from None
-    os.close(fd)
-    try:
-        save_file(tensors, tmp, metadata=header)
-        os.replace(tmp, path)
-    except OSError as e:
-        Path(tmp).unlink(missing_ok=True)
-        raise ModelFileError(f"cannot write {path}: {e.strerror or e}") from None
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_tensor_file(tensors, path, header, framework="pt")
 
 
 def _open(path: Path) -> tuple[dict[str, Any], Any]:
-    from safetensors import safe_open
-
-    if not path.is_file():
-        raise ModelFileError(f"{path}: no such regressor checkpoint")
-    try:
-        handle = safe_open(str(path), framework="pt")
-    except Exception as e:  # safetensors raises its own error types for bad headers
-        raise ModelFileError(f"{path}: not a safetensors file ({e})") from None
-    header = handle.metadata() or {}
-    if header.get("format") != CHECKPOINT_FORMAT:
-        raise ModelFileError(f"{path}: not a FaceCraft regressor checkpoint (format "
-                             f"{header.get('format')!r}, expected {CHECKPOINT_FORMAT!r})")
-    try:
-        version = int(header.get("schema_version", ""))
-    except ValueError:
-        raise ModelFileError(f"{path}: unreadable schema_version") from None
-    if version > CHECKPOINT_SCHEMA_VERSION:
-        raise ModelFileError(f"{path}: schema version {version} is newer than this FaceCraft "
-                             f"reads ({CHECKPOINT_SCHEMA_VERSION}); upgrade facecraft")
-    if version < 1:
-        raise ModelFileError(f"{path}: invalid schema version {version}")
+    header, handle = open_tensor_file(path, fmt=CHECKPOINT_FORMAT,
+                                      schema_version=CHECKPOINT_SCHEMA_VERSION,
+                                      what="FaceCraft regressor checkpoint", framework="pt")
     try:
         meta = json.loads(header.get("meta", ""))
         if not isinstance(meta, dict):
