@@ -1,6 +1,7 @@
 """facecraft.training: networks, losses, data and training loops (builds on facecraft.sdk)."""
 
 from .backbones import get_backbone, list_backbones, mobilenet_v2, resnet18, resnet34, resnet50
+from .losses import LossWeights, combine, psnr, ssim
 from .regressor import (
     CoeffLayout,
     CoeffRegressor,
@@ -20,6 +21,10 @@ from .synthetic import (
 )
 
 __all__ = [
+    "LossWeights",
+    "combine",
+    "psnr",
+    "ssim",
     "get_backbone",
     "list_backbones",
     "resnet18",
