@@ -228,7 +228,13 @@ def build_parser() -> argparse.ArgumentParser:
     _add_models(sub)
     _add_eval(sub)
     for ep in entry_points(group="facecraft.cli"):
-        ep.load()(sub)
+        try:
+            register = ep.load()
+        except Exception as e:  # a broken plugin must not take the whole CLI down
+            print(f"facecraft: warning: command group {ep.name!r} unavailable: "
+                  f"{type(e).__name__}: {e}", file=sys.stderr)
+            continue
+        register(sub)
     return parser
 
 
