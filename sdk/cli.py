@@ -4,7 +4,8 @@ Subcommands here: ``models import|info|build-starter|importers`` and ``eval land
 Other FaceCraft parts add their own command groups through the ``facecraft.cli`` entry-point
 group: each entry point names a function ``register(subparsers)`` that adds one ``argparse``
 sub-parser whose handler is set with ``set_defaults(handler=...)``. So ``facecraft.sdk`` never
-imports the packages that build on it.
+imports the packages that build on it. A plugin may also add a subcommand to an existing group:
+``command_group(subparsers, "eval").add_parser("regressor", ...)`` (see :func:`command_group`).
 
 Errors a user can cause print one line, ``facecraft: error: ...``, and exit with status 1;
 usage errors exit with 2 (argparse's convention); an unexpected failure prints one line and
@@ -23,7 +24,7 @@ from pathlib import Path
 
 from .errors import FaceCraftError
 
-__all__ = ["main", "build_parser"]
+__all__ = ["main", "build_parser", "command_group"]
 
 EXIT_ERROR = 1
 EXIT_INTERNAL = 70
@@ -214,6 +215,28 @@ def _add_eval(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--threads", type=int, default=2, help="inference threads")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(handler=_cmd_eval_landmarks)
+
+
+def command_group(subparsers: argparse._SubParsersAction, name: str
+                  ) -> argparse._SubParsersAction:
+    """The subcommands of the existing command group ``name`` (e.g. ``"eval"``).
+
+    For an entry point's ``register(subparsers)`` that adds a command next to the built-in ones,
+    e.g. ``command_group(subparsers, "eval").add_parser("regressor", ...)`` makes
+    ``facecraft eval regressor``.
+
+    Args:
+        subparsers: the top-level subparsers ``register`` receives.
+        name: a command group already added (the SDK's groups come before any plugin's).
+
+    Raises:
+        KeyError: no such group, or ``name`` is a plain command without subcommands.
+    """
+    group = subparsers.choices.get(name)
+    for action in getattr(group, "_actions", ()):
+        if isinstance(action, argparse._SubParsersAction):
+            return action
+    raise KeyError(f"no facecraft command group {name!r} with subcommands")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -63,6 +63,7 @@ __all__ = [
     "load_model",
     "read_model_info",
     "content_hash",
+    "model_hash",
 ]
 
 FORMAT = "facecraft.morphable_model"
@@ -144,6 +145,13 @@ def _to_tensors(model: MorphableModel) -> tuple[dict[str, np.ndarray], dict[str,
         "frame": _FRAME,
     }
     return {k: np.ascontiguousarray(v) for k, v in t.items()}, meta
+
+
+def model_hash(model: MorphableModel) -> str:
+    """The content hash (SHA-256 hex) :func:`save_model` would store for ``model``: identifies a
+    face model in checkpoints and packages without writing it."""
+    tensors, meta = _to_tensors(model)
+    return content_hash(tensors, json.dumps(meta, sort_keys=True))
 
 
 def save_model(model: MorphableModel, path: str | Path) -> str:
