@@ -3,8 +3,11 @@ entry-point group, see :mod:`facecraft.sdk.cli`).
 
 ``facecraft train regressor --config PATH [--out DIR] [--steps N] [--no-resume]
 [--device cpu|cuda] [-q]`` runs :func:`facecraft.training.train_regressor.train_regressor`.
-Bad configs and checkpoints raise :class:`~facecraft.sdk.errors.FaceCraftError`, which the
-``facecraft`` main prints as one line (exit status 1).
+``facecraft train prepare PHOTOS... -o OUT [--size 224] [--min-face PX] [--max-faces N]
+[--no-landmarks68] [-q] [--json]`` runs :func:`facecraft.training.photo_data.prepare_photos`
+and prints its summary. Bad configs, checkpoints and input paths raise
+:class:`~facecraft.sdk.errors.FaceCraftError`, which the ``facecraft`` main prints as one line
+(exit status 1).
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import argparse
 import dataclasses
 import json
 import os
+import sys
 from pathlib import Path
 
 __all__ = ["register"]
@@ -50,6 +54,25 @@ def _cmd_train_regressor(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_train_prepare(args: argparse.Namespace) -> int:
+    from facecraft.training.photo_data import PrepareSettings, prepare_photos
+
+    settings = PrepareSettings(crop_size=args.size, min_face_size=args.min_face,
+                               max_faces=args.max_faces, landmarks68=not args.no_landmarks68)
+    summary = prepare_photos(args.photos, args.output, settings, progress=not args.quiet)
+    d = summary.to_json()
+    if args.json:
+        print(json.dumps(d))
+    else:
+        d["skipped"] = ", ".join(f"{k} {v}" for k, v in summary.skipped.items()) or "none"
+        d["elapsed_s"] = round(summary.elapsed_s, 1)
+        print("\n".join(f"{k + ':':20s}{v}" for k, v in d.items()))
+        if not args.no_landmarks68 and summary.landmarker == "none":
+            print("note: 68-point landmarks skipped (pip install -e '.[landmarks68]'); faces "
+                  "have 5 points and ellipse skin masks", file=sys.stderr)
+    return 0
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``train`` command group to the ``facecraft`` parser."""
     train = subparsers.add_parser("train", help="train FaceCraft networks",
@@ -70,3 +93,82 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--json", action="store_true", help="print the summary as one JSON line")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(handler=_cmd_train_regressor)
+
+    p = tsub.add_parser(
+        "prepare", help="detect, align and annotate real photos for training",
+        description="Detect the faces of photos (folders are walked recursively), align them to "
+                    "the regressor's crop, add 68-point landmarks (dlib, when installed) and a "
+                    "skin mask, and cache them in OUT (faces.safetensors, manifest.json). "
+                    "Photos without a usable face are listed in the manifest with a reason.")
+    p.add_argument("photos", nargs="+", type=Path, metavar="PHOTOS",
+                   help="photo files or folders of photos")
+    p.add_argument("-o", "--output", required=True, type=Path, metavar="OUT",
+                   help="the folder to write")
+    p.add_argument("--size", type=int, default=224, metavar="PX", help="crop side (224)")
+    p.add_argument("--min-face", type=float, default=64.0, metavar="PX",
+                   help="drop faces smaller than this (detector box side, photo pixels; 64)")
+    p.add_argument("--max-faces", type=int, default=1, metavar="N",
+                   help="faces kept per photo, largest first (1)")
+    p.add_argument("--no-landmarks68", action="store_true",
+                   help="skip dlib's 68-point landmarker (5 points and ellipse masks only)")
+    p.add_argument("--json", action="store_true", help="print the summary as one JSON line")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(handler=_cmd_train_prepare)
+    _register_eval(subparsers)
+
+
+def _cmd_eval_regressor(args: argparse.Namespace) -> int:
+    from facecraft.training.eval_regressor import RegressorEvalSettings, evaluate, write_report
+
+    seed = {"seed": args.seed} if args.seed is not None else {}
+    settings = RegressorEvalSettings(
+        max_photos=args.max_photos, detector_threads=args.threads, model=args.model,
+        device=args.device, contact_sheet_faces=args.sheet_faces if args.out is not None else 0,
+        **seed)
+    report = evaluate(args.checkpoint, synthetic_count=args.synthetic,
+                      annotations=args.annotations, settings=settings, progress=not args.quiet)
+    written = write_report(report, args.out) if args.out is not None else []
+    if args.json:
+        print(json.dumps(report.to_dict()))
+    else:
+        print(report.format_table())
+        if written:
+            print("wrote " + ", ".join(str(p) for p in written))
+    return 0
+
+
+def _register_eval(subparsers: argparse._SubParsersAction) -> None:
+    """Add ``facecraft eval regressor`` to the SDK's ``eval`` group."""
+    from facecraft.sdk.cli import command_group
+
+    p = command_group(subparsers, "eval").add_parser(
+        "regressor", help="accuracy of a coefficient-regressor checkpoint",
+        description="Evaluate a regressor checkpoint: NoW-style per-vertex error (mm) and "
+                    "coefficient / pose errors on held-out synthetic faces next to the mean-face "
+                    "baseline; on annotated photos, 68-landmark NME (box and inter-ocular) and "
+                    "PSNR / SSIM of the render inside the skin mask. Prints a table; with --out, "
+                    "writes report.json and contact_sheet.png.")
+    p.add_argument("checkpoint", type=Path, metavar="CHECKPOINT",
+                   help="a regressor .safetensors checkpoint (e.g. OUT/checkpoints/last."
+                        "safetensors)")
+    p.add_argument("--synthetic", type=int, default=100, metavar="N",
+                   help="held-out synthetic faces (100; 0 skips them)")
+    p.add_argument("--annotations", type=Path, metavar="ANNOTATIONS.json",
+                   help="68-point annotations, e.g. ../shared/assets/landmarks68.json (photo "
+                        "paths relative to it)")
+    p.add_argument("--out", type=Path, metavar="DIR",
+                   help="write report.json and contact_sheet.png here")
+    p.add_argument("--json", action="store_true", help="print the report as one JSON line")
+    p.add_argument("--model", metavar="MODEL",
+                   help="face model, 'starter' or a .fcm file (default: the checkpoint's)")
+    p.add_argument("--seed", type=int,
+                   help="seed of the held-out synthetic faces (default: DEFAULT_EVAL_SEED of "
+                        "facecraft.training.eval_regressor, away from the training seeds)")
+    p.add_argument("--max-photos", type=int, default=0, metavar="N",
+                   help="evaluate at most N annotated photos (0 = all)")
+    p.add_argument("--sheet-faces", type=int, default=24, metavar="N",
+                   help="faces on the contact sheet (24)")
+    p.add_argument("--threads", type=int, default=2, help="face-detector threads")
+    p.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="where to run")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(handler=_cmd_eval_regressor)

