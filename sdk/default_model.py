@@ -63,8 +63,12 @@ def load_default_model(cache_dir: str | Path | None = None, *,
     return model
 
 
+STARTER_MODEL_NAME = "facecraft-starter"
+
+
 def resolve_model(spec: str | Path, cache_dir: str | Path | None = None) -> MorphableModel:
-    """A model from a ``.fcm`` path, or the default for the name ``"starter"``."""
-    if str(spec) == DEFAULT_MODEL_NAME:
+    """A model from a ``.fcm`` path, or the default for the name ``"starter"`` (or the starter
+    model's own name, ``"facecraft-starter"``, as checkpoints record it)."""
+    if str(spec) in (DEFAULT_MODEL_NAME, STARTER_MODEL_NAME):
         return load_default_model(cache_dir)
     return load_model(spec)

@@ -114,6 +114,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--json", action="store_true", help="print the summary as one JSON line")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(handler=_cmd_train_prepare)
+    _register_texture(tsub)
     _register_eval(subparsers)
 
 
@@ -172,3 +173,97 @@ def _register_eval(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="where to run")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     p.set_defaults(handler=_cmd_eval_regressor)
+    _register_eval_texture(subparsers)
+
+
+def _cmd_train_texture(args: argparse.Namespace) -> int:
+    from facecraft.training.train_texture import (
+        TextureTrainConfig,
+        ablation_configs,
+        train_texture,
+    )
+
+    config = TextureTrainConfig.from_json(args.config)
+    changes = {k: v for k, v in (("out_dir", args.out and str(args.out)), ("steps", args.steps),
+                                 ("device", args.device)) if v is not None}
+    if changes:
+        config = dataclasses.replace(config, **changes)
+    runs = ablation_configs(config) if args.ablation else {"run": config}
+    summary = {}
+    for name, cfg in runs.items():
+        result = train_texture(cfg, resume=not args.no_resume, progress=not args.quiet)
+        if int(os.environ.get("RANK", "0")) == 0:
+            summary[name] = {"out_dir": str(result.out_dir), "checkpoint": str(result.checkpoint),
+                             "step": result.step, "elapsed_s": round(result.elapsed_s, 1),
+                             "train_loss": result.metrics.get("train_loss", {}).get("total")}
+    if int(os.environ.get("RANK", "0")) == 0:
+        if args.json:
+            print(json.dumps(summary))
+        else:
+            for name, s in summary.items():
+                print(f"{name}: " + ", ".join(f"{k} {v}" for k, v in s.items()))
+    return 0
+
+
+def _register_texture(tsub: argparse._SubParsersAction) -> None:
+    p = tsub.add_parser(
+        "texture", help="train the GCN fine-texture nets on prepared photos",
+        description="Train the decoder, refiner and combiner (Lin et al. 2020) on a folder made "
+                    "by `facecraft train prepare`, with the regressor frozen (see "
+                    "configs/texture_starter.json). With --ablation, train the paper's four "
+                    "ablation rows (L_pix, +L_id, +L_adv, +L_vert) into OUT/<row>.")
+    p.add_argument("--config", required=True, type=Path, metavar="PATH",
+                   help="a JSON config (TextureTrainConfig fields)")
+    p.add_argument("--out", type=Path, metavar="DIR", help="output folder (overrides out_dir)")
+    p.add_argument("--steps", type=int, metavar="N", help="total steps (overrides steps)")
+    p.add_argument("--ablation", action="store_true",
+                   help="train the four ablation rows instead of one run")
+    p.add_argument("--no-resume", action="store_true", help="start over")
+    p.add_argument("--device", choices=("cpu", "cuda"), help="overrides device")
+    p.add_argument("--json", action="store_true", help="print the summary as one JSON line")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(handler=_cmd_train_texture)
+
+
+def _cmd_eval_texture(args: argparse.Namespace) -> int:
+    from facecraft.sdk.errors import InvalidInputError
+    from facecraft.training.eval_texture import evaluate_texture, write_texture_report
+
+    runs = {}
+    for item in args.runs:
+        name, sep, path = item.partition("=")
+        if not sep:
+            name, path = Path(item).name, item
+        if name in runs:
+            raise InvalidInputError(f"two runs are named {name!r}; use NAME=DIR")
+        runs[name] = path
+    report, sheet = evaluate_texture(runs, photo_data=args.photos, recognizer=args.recognizer,
+                                     max_faces=args.max_faces or None)
+    written = write_texture_report(report, sheet, args.out) if args.out is not None else {}
+    if args.json:
+        print(json.dumps(report.to_dict()))
+    else:
+        print(report.markdown(), end="")
+        if written:
+            print("wrote " + ", ".join(str(p) for p in written.values()))
+    return 0
+
+
+def _register_eval_texture(subparsers: argparse._SubParsersAction) -> None:
+    from facecraft.sdk.cli import command_group
+
+    p = command_group(subparsers, "eval").add_parser(
+        "texture", help="the texture ablation table on held-out photos",
+        description="PSNR / SSIM inside the face mask and identity similarity of renders with "
+                    "the coarse 3DMM texture and with each texture run's fine texture, on the "
+                    "photos the runs held out. Prints a Markdown table; with --out writes "
+                    "table.md, report.json and contact_sheet.png.")
+    p.add_argument("runs", nargs="+", metavar="[NAME=]RUN_DIR",
+                   help="texture run folders (from `facecraft train texture`), in row order")
+    p.add_argument("--photos", type=Path, metavar="DIR",
+                   help="prepared photos (default: the runs' photo_data)")
+    p.add_argument("--recognizer", default="dlib", help="identity network spec (dlib)")
+    p.add_argument("--max-faces", type=int, default=0, metavar="N", help="0 = all held out")
+    p.add_argument("--out", type=Path, metavar="DIR", help="write the report files here")
+    p.add_argument("--json", action="store_true", help="print the report as one JSON line")
+    p.set_defaults(handler=_cmd_eval_texture)
