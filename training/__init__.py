@@ -1,6 +1,8 @@
 """facecraft.training: networks, losses, data and training loops (builds on facecraft.sdk)."""
 
 from .backbones import get_backbone, list_backbones, mobilenet_v2, resnet18, resnet34, resnet50
+from .eval_regressor import RegressorEvalSettings, RegressorReport
+from .eval_texture import TextureReport, TextureRow, evaluate_texture, write_texture_report
 from .face_recognition import (
     DLIB_FACE_CHIP_SIZE,
     DLIB_SAME_PERSON_THRESHOLD,
@@ -9,7 +11,10 @@ from .face_recognition import (
     dlib_face_recognition_model_path,
     load_dlib_face_descriptor,
 )
+from .graph_conv import ChebConv, GraphResample, MeshGraphBuffers, set_graph_form
 from .losses import LossWeights, combine, psnr, ssim
+from .photo_data import PhotoFaces, PrepareSettings, PrepareSummary, prepare_photos
+from .recognizers import FaceRecognizer, identity_similarity, list_recognizers, load_recognizer
 from .regressor import (
     CoeffLayout,
     CoeffRegressor,
@@ -26,6 +31,23 @@ from .synthetic import (
     SyntheticFaces,
     SyntheticSettings,
     template_translation,
+)
+from .texture_nets import (
+    FineTextureNet,
+    FineTextureOutput,
+    PatchDiscriminator,
+    TextureCombiner,
+    TextureDecoder,
+    TextureNetConfig,
+    TextureRefiner,
+)
+from .train_regressor import RegressorTrainConfig, train_regressor
+from .train_texture import (
+    TextureTrainConfig,
+    ablation_configs,
+    load_texture_nets,
+    save_texture_nets,
+    train_texture,
 )
 
 __all__ = [
@@ -58,4 +80,36 @@ __all__ = [
     "SyntheticFaces",
     "CachedSyntheticFaces",
     "template_translation",
+    "RegressorEvalSettings",
+    "RegressorReport",
+    "TextureReport",
+    "TextureRow",
+    "evaluate_texture",
+    "write_texture_report",
+    "ChebConv",
+    "GraphResample",
+    "MeshGraphBuffers",
+    "set_graph_form",
+    "PhotoFaces",
+    "PrepareSettings",
+    "PrepareSummary",
+    "prepare_photos",
+    "FaceRecognizer",
+    "identity_similarity",
+    "list_recognizers",
+    "load_recognizer",
+    "FineTextureNet",
+    "FineTextureOutput",
+    "PatchDiscriminator",
+    "TextureCombiner",
+    "TextureDecoder",
+    "TextureNetConfig",
+    "TextureRefiner",
+    "RegressorTrainConfig",
+    "train_regressor",
+    "TextureTrainConfig",
+    "ablation_configs",
+    "load_texture_nets",
+    "save_texture_nets",
+    "train_texture",
 ]
