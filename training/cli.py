@@ -115,6 +115,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(handler=_cmd_train_prepare)
     _register_texture(tsub)
+    _register_albedo(tsub)
     _register_eval(subparsers)
 
 
@@ -267,3 +268,38 @@ def _register_eval_texture(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--out", type=Path, metavar="DIR", help="write the report files here")
     p.add_argument("--json", action="store_true", help="print the report as one JSON line")
     p.set_defaults(handler=_cmd_eval_texture)
+
+
+def _cmd_train_albedo(args: argparse.Namespace) -> int:
+    from facecraft.sdk.default_model import resolve_model
+    from facecraft.sdk.model_file import save_model
+    from facecraft.training.albedo_model import AlbedoBuildSettings, build_albedo_model
+
+    model = resolve_model(args.model)
+    result = build_albedo_model(model, args.photos,
+                                AlbedoBuildSettings(components=args.components),
+                                progress=not args.quiet)
+    digest = save_model(result.model, args.output)
+    summary = {"output": str(args.output), "content_sha256": digest,
+               "faces_used": result.faces_used, "faces_skipped": result.faces_skipped,
+               "coverage": round(result.coverage, 4),
+               "explained_variance": [round(float(v), 4) for v in result.explained_variance]}
+    print(json.dumps(summary) if args.json else
+          "\n".join(f"{k + ':':22s}{v}" for k, v in summary.items()))
+    return 0
+
+
+def _register_albedo(tsub: argparse._SubParsersAction) -> None:
+    p = tsub.add_parser(
+        "albedo", help="build a PCA albedo model from prepared photos",
+        description="For a face model without an albedo (ICT-FaceKit, Surrey, FLAME): de-light "
+                    "the photos of a `facecraft train prepare` folder (landmark pose fit, SH "
+                    "lighting fit) and store the mean + PCA albedo into a compiled .fcm model.")
+    p.add_argument("--model", required=True, metavar="MODEL", help="'starter' or a .fcm file")
+    p.add_argument("--photos", required=True, type=Path, metavar="DIR",
+                   help="a prepared photo folder (68-point landmarks)")
+    p.add_argument("-o", "--output", required=True, type=Path, metavar="OUT.fcm")
+    p.add_argument("--components", type=int, default=10, metavar="K", help="PCA modes (10)")
+    p.add_argument("--json", action="store_true", help="print the summary as one JSON line")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(handler=_cmd_train_albedo)

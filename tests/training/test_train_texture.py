@@ -216,3 +216,26 @@ def test_eval_texture_cli_writes_the_table(regressor_ckpt, photos, tmp_path, cap
         assert (tmp_path / "eval" / name).is_file()
     assert main(["eval", "texture", str(tmp_path / "missing")]) == 1
     assert "not a texture run" in capsys.readouterr().err
+
+
+def test_albedo_model_from_photos(starter, photos, tmp_path, capsys):
+    from facecraft.sdk.model_file import load_model, save_model
+    from facecraft.training.albedo_model import AlbedoBuildSettings, build_albedo_model
+
+    shape_only = dataclasses.replace(starter, albedo_mean=None, albedo_basis=None,
+                                     albedo_names=())
+    res = build_albedo_model(shape_only, photos, AlbedoBuildSettings(components=3))
+    v = starter.mean_shape.shape[0]
+    assert res.faces_used >= 4 and res.model.albedo_basis.shape == (3, v, 3)
+    assert 0.3 < res.coverage <= 1.0
+    assert np.all((res.model.albedo_mean >= 0) & (res.model.albedo_mean <= 1))
+    assert np.all(np.diff(res.explained_variance) <= 1e-9)  # sorted modes
+    with pytest.raises(InvalidInputError, match="at least"):
+        build_albedo_model(shape_only, photos, AlbedoBuildSettings(min_faces=50))
+    src = tmp_path / "shape_only.fcm"
+    save_model(shape_only, src)
+    out = tmp_path / "with_albedo.fcm"
+    assert main(["train", "albedo", "--model", str(src), "--photos", str(photos), "-o",
+                 str(out), "--components", "2", "-q", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["faces_used"] >= 4
+    assert load_model(out).albedo_basis.shape == (2, v, 3)
