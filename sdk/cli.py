@@ -1,6 +1,7 @@
 """The ``facecraft`` command line.
 
-Subcommands here: ``models import|info|build-starter|importers`` and ``eval landmarks``.
+Subcommands here: ``models import|info|build-starter|importers``, ``eval landmarks`` and
+``create`` (photos to textured faces, :mod:`facecraft.sdk.create`).
 Other FaceCraft parts add their own command groups through the ``facecraft.cli`` entry-point
 group: each entry point names a function ``register(subparsers)`` that adds one ``argparse``
 sub-parser whose handler is set with ``set_defaults(handler=...)``. So ``facecraft.sdk`` never
@@ -239,6 +240,63 @@ def command_group(subparsers: argparse._SubParsersAction, name: str
     raise KeyError(f"no facecraft command group {name!r} with subcommands")
 
 
+def _cmd_create(args: argparse.Namespace) -> int:
+    import torch
+
+    from .create import create_faces
+    from .pipeline import FaceCraft, PipelineSettings
+
+    # An entry point may configure the process. The torch stages (shape, rasterization, UV
+    # gathers) are many small ops that one thread runs fastest, especially on shared cores;
+    # --threads goes to the ONNX Runtime sessions, where the work is.
+    torch.set_num_threads(1)
+    settings = PipelineSettings(all_faces=args.all_faces, texture_size=args.texture_size)
+    craft = FaceCraft(args.package, providers=[args.provider] if args.provider else None,
+                      threads=args.threads, settings=settings)
+
+    def failed(photo: str, message: str) -> None:
+        from tqdm import tqdm
+
+        text = message if photo in message else f"{photo}: {message}"
+        tqdm.write(f"facecraft: error: {text}", file=sys.stderr)
+
+    report = create_faces(craft, args.photos, args.output, batch_size=args.batch,
+                          overlay=not args.no_overlay,
+                          progress=len(args.photos) > 1 and not args.quiet, on_error=failed)
+    if not args.quiet:
+        print(f"wrote {report.num_faces} face(s) from {len(report.written)} photo(s) to "
+              f"{args.output}" + (f"; {len(report.failed)} photo(s) failed"
+                                  if report.failed else ""))
+    return EXIT_ERROR if report.failed else 0
+
+
+def _add_create(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "create", help="photos -> textured 3D faces (OBJ + MTL + PNG, coefficients, overlay)",
+        description="Reconstruct the face in each photo and write NAME.obj/.mtl/_texture.png, "
+                    "NAME_neutral.obj, NAME_coeffs.json and NAME_overlay.png per face. A photo "
+                    "without a face (or not an image) is reported and skipped; the exit status "
+                    "is then 1.")
+    p.add_argument("photos", nargs="+", type=Path, metavar="PHOTO", help="photo files")
+    p.add_argument("-o", "--output", required=True, type=Path, metavar="DIR",
+                   help="output folder (created)")
+    p.add_argument("--package", type=Path, metavar="PKG",
+                   help="a .fcpkg model package (default: the built-in one)")
+    p.add_argument("--all-faces", action="store_true",
+                   help="every face of each photo, not only the largest")
+    p.add_argument("--texture-size", type=int, default=1024, metavar="N",
+                   help="UV texture side in texels, 256-2048 (default 1024)")
+    p.add_argument("--provider", choices=("cpu", "cuda", "tensorrt"),
+                   help="ONNX Runtime provider to prefer (default: TensorRT > CUDA > CPU, as "
+                        "available; CPU is always the fallback)")
+    p.add_argument("--threads", type=int, metavar="N",
+                   help="ONNX Runtime threads per network (default: one per core)")
+    p.add_argument("--batch", type=int, default=4, metavar="N", help="photos per batch")
+    p.add_argument("--no-overlay", action="store_true", help="skip the overlay PNGs")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
+    p.set_defaults(handler=_cmd_create)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The full ``facecraft`` parser, including command groups from entry points."""
     parser = argparse.ArgumentParser(
@@ -250,6 +308,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     _add_models(sub)
     _add_eval(sub)
+    _add_create(sub)
     for ep in entry_points(group="facecraft.cli"):
         try:
             register = ep.load()
