@@ -19,9 +19,12 @@ from .mesh_graph import GraphLevel, MeshGraph, build_mesh_graph
 from .mesh_io import read_ply, read_png, write_obj, write_ply, write_png
 from .model_file import load_model, read_model_info, save_model
 from .morphable_model import MorphableModel, MorphableModelLayer
+from .package import ModelPackage, load_package
+from .pipeline import FaceCraft, FaceResult, PipelineSettings
 from .pose_fit import PoseFit, fit_weak_perspective
 from .rasterizer import Fragments, RasterSettings, interpolate, rasterize
 from .renderer import MeshRenderer, RenderOutput, RenderSettings, composite, render_mesh
+from .runtime import RuntimeSettings, select_providers
 from .sampling import region_mask, sample_image, sample_vertex_colors, vertex_visibility
 from .starter import build_starter_model
 from .texture import BakeSettings, TextureBake, bake_texture, dilate_texture, sample_texture
@@ -95,4 +98,11 @@ __all__ = [
     "IngestedFace",
     "IngestedPhoto",
     "NoFaceError",
+    "FaceCraft",
+    "FaceResult",
+    "PipelineSettings",
+    "ModelPackage",
+    "load_package",
+    "RuntimeSettings",
+    "select_providers",
 ]
