@@ -1,0 +1,195 @@
+"""Conversions between the runtime's dataclasses and the ``facecraft.v1`` messages (server side).
+
+Small functions, one per message, used by :mod:`facecraft.sdk.server`; the frames, units and
+array layouts are the proto's (``proto/facecraft/v1/facecraft.proto``), which are the pipeline's
+own (:mod:`facecraft.sdk.pipeline`), so nothing here transforms coordinates: arrays are
+flattened row-major and copied into packed repeated fields.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from importlib.metadata import PackageNotFoundError, version
+
+import numpy as np
+
+from ._proto import facecraft_pb2 as pb
+from .cameras import PerspectiveCamera
+from .errors import InvalidInputError
+from .image_io import DecodedImage
+from .pipeline import FaceCraft, FaceResult
+
+__all__ = ["MIN_TEXTURE_SIZE", "MAX_TEXTURE_SIZE", "CallOptions", "call_options", "photo_info",
+           "face_message", "encode_png", "model_info", "facecraft_version"]
+
+#: Texture sides (texels) a request may ask for; the pipeline's baking range.
+MIN_TEXTURE_SIZE = 256
+MAX_TEXTURE_SIZE = 2048
+
+_UNITS = {"identity": "unit variance", "expression": "blendshape weight or unit variance",
+          "albedo": "unit variance", "angles": "radians (pitch, yaw, roll)",
+          "lighting": "SH offsets, channel-major", "translation": "metres"}
+
+
+@dataclass(frozen=True)
+class CallOptions:
+    """A request's validated :class:`ReconstructOptions`.
+
+    Attributes:
+        all_faces: every face (largest first) instead of the largest only.
+        texture_size: side of the PNG texture in texels; 0 = no texture.
+        vertex_colors: send the fine albedo per vertex.
+        topology: send triangles, UVs and UV triangles.
+        camera_vertices: send the posed vertices in the camera's view frame.
+    """
+
+    all_faces: bool = False
+    texture_size: int = 0
+    vertex_colors: bool = False
+    topology: bool = True
+    camera_vertices: bool = False
+
+
+def call_options(msg: pb.ReconstructOptions, default_texture_size: int) -> CallOptions:
+    """Validate a request's options.
+
+    Raises:
+        InvalidInputError: an unknown ``faces`` value or a texture size out of range.
+    """
+    if msg.faces not in pb.FaceSelection.values():
+        raise InvalidInputError(f"options.faces = {msg.faces} is not a FaceSelection value; use "
+                                "FACE_SELECTION_LARGEST (1) or FACE_SELECTION_ALL (2)")
+    size = 0
+    if msg.texture:
+        size = msg.texture_size or default_texture_size
+        if not MIN_TEXTURE_SIZE <= size <= MAX_TEXTURE_SIZE:
+            raise InvalidInputError(f"options.texture_size = {size} texels is out of range; use "
+                                    f"0 (the server's default, {default_texture_size}) or "
+                                    f"{MIN_TEXTURE_SIZE}..{MAX_TEXTURE_SIZE}")
+    elif msg.texture_size:
+        raise InvalidInputError(f"options.texture_size = {msg.texture_size} without "
+                                "options.texture = true; set texture to get a PNG texture")
+    return CallOptions(all_faces=msg.faces == pb.FACE_SELECTION_ALL, texture_size=size,
+                       vertex_colors=msg.vertex_colors, topology=not msg.omit_topology,
+                       camera_vertices=msg.camera_vertices)
+
+
+def _floats(field, a: np.ndarray) -> None:
+    field.extend(np.asarray(a, np.float32).ravel().tolist())
+
+
+def _ints(field, a: np.ndarray) -> None:
+    field.extend(np.asarray(a, np.int64).ravel().tolist())
+
+
+def photo_info(photo: DecodedImage, source: str) -> pb.PhotoInfo:
+    """The decoded photo's description (upright size, format, orientation, depth, alpha)."""
+    h, w = photo.size
+    return pb.PhotoInfo(width=w, height=h, format=photo.format,
+                        exif_orientation=photo.orientation, bit_depth=photo.bit_depth,
+                        had_alpha=photo.alpha is not None, source=source)
+
+
+def encode_png(texture: np.ndarray) -> bytes:
+    """(T, T, 3) uint8 RGB -> PNG bytes."""
+    import cv2
+
+    ok, buf = cv2.imencode(".png", np.ascontiguousarray(texture[..., ::-1]))
+    if not ok:  # pragma: no cover - OpenCV encodes any uint8 image
+        raise RuntimeError("PNG encoding failed")
+    return buf.tobytes()
+
+
+def _mesh(vertices: np.ndarray, normals: np.ndarray | None, triangles: np.ndarray | None,
+          uvs: np.ndarray | None, uv_triangles: np.ndarray | None) -> pb.Mesh:
+    m = pb.Mesh(num_vertices=len(vertices))
+    _floats(m.vertices, vertices)
+    if normals is not None:
+        _floats(m.normals, normals)
+    if triangles is not None:
+        _ints(m.triangles, triangles)
+        _floats(m.uvs, uvs)
+        _ints(m.uv_triangles, uv_triangles)
+    return m
+
+
+def face_message(craft: FaceCraft, face: FaceResult, opts: CallOptions) -> pb.Face:
+    """One reconstructed face as a :class:`Face` message (bakes the texture when asked)."""
+    det = face.detection
+    x0, y0, x1, y1 = (float(v) for v in det.box)
+    msg = pb.Face(
+        face_index=face.face_index,
+        detection=pb.Detection(x0=x0, y0=y0, x1=x1, y1=y1, score=float(det.score)),
+        mesh=_mesh(face.vertices, face.normals,
+                   face.triangles if opts.topology else None, face.uvs, face.uv_triangles),
+        albedo_source=(pb.ALBEDO_SOURCE_REFINER if face.fine_source == "refiner"
+                       else pb.ALBEDO_SOURCE_PHOTO),
+    )
+    _floats(msg.detection.landmarks5, det.landmarks5)
+    _floats(msg.neutral_vertices, face.neutral_vertices)
+    c = face.coefficients
+    for name in ("identity", "expression", "albedo", "angles", "lighting", "translation"):
+        _floats(getattr(msg.coefficients, name), getattr(c, name))
+    pitch, yaw, roll = (float(a) for a in c.angles)
+    msg.pose.pitch, msg.pose.yaw, msg.pose.roll = pitch, yaw, roll
+    _floats(msg.pose.rotation, face.rotation)
+    _floats(msg.pose.translation, face.translation)
+    _floats(msg.landmarks, face.landmarks)
+    if opts.texture_size:
+        tex = face.texture
+        if tex is None or tex.shape[0] != opts.texture_size:
+            tex = craft.bake(face.fine_albedo, opts.texture_size)
+        msg.texture.png = encode_png(tex)
+        msg.texture.size = int(tex.shape[0])
+    if opts.vertex_colors:
+        _floats(msg.vertex_colors, face.fine_albedo)
+    if opts.camera_vertices:
+        _floats(msg.vertices_camera, face.vertices_camera)
+    return msg
+
+
+def facecraft_version() -> str:
+    """The installed facecraft distribution's version (``"unknown"`` when not installed)."""
+    try:
+        return version("facecraft")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+def model_info(craft: FaceCraft, *, limits: pb.Limits, include_topology: bool) -> pb.ModelInfo:
+    """:class:`ModelInfo` for a pipeline (``limits`` comes from the server's settings)."""
+    pkg = craft.package
+    fm = craft.face_model
+    ref = pkg.face_model_ref
+    info = pb.ModelInfo(
+        server_version=facecraft_version(),
+        package=pb.PackageInfo(name=pkg.name, version=pkg.version,
+                               description=str(pkg.manifest.get("package", {})
+                                               .get("description", ""))),
+        face_model=pb.FaceModelInfo(
+            name=ref.name, num_vertices=fm.num_vertices, num_triangles=len(fm.triangles),
+            num_uvs=len(fm.uvs), content_sha256=ref.content_sha256,
+            topology_sha256=ref.topology_sha256, identity_names=list(fm.identity_names),
+            expression_names=list(fm.expression_names), albedo_names=list(fm.albedo_names),
+            expression_kind=fm.expression_kind),
+        camera=pb.CameraInfo(camera_distance=PerspectiveCamera.paper(craft.crop_size)
+                             .camera_distance,
+                             focal_px=PerspectiveCamera.paper(craft.crop_size).focal_px[0],
+                             crop_size=craft.crop_size),
+        providers=list(craft.regressor.providers),
+        limits=limits,
+        capabilities=["reconstruct", "reconstruct_batch", "texture_png", "vertex_colors"]
+        + (["refiner"] if craft.refiner is not None else []),
+    )
+    # The package's layout may use fewer modes than the face model has: names follow the layout.
+    lay = craft.layout
+    info.face_model.identity_names[:] = list(fm.identity_names[:lay.num_identity])
+    info.face_model.expression_names[:] = list(fm.expression_names[:lay.num_expression])
+    info.face_model.albedo_names[:] = list(fm.albedo_names[:lay.num_albedo])
+    for name, sl in lay.slices().items():
+        info.coefficient_layout.add(name=name, offset=sl.start, size=sl.stop - sl.start,
+                                    unit=_UNITS.get(name, ""))
+    if include_topology:
+        info.face_model.topology.CopyFrom(_mesh(fm.mean_shape, None, fm.triangles, fm.uvs,
+                                                fm.uv_triangles))
+    return info
