@@ -1,7 +1,8 @@
 """The ``facecraft`` command line.
 
 Subcommands here: ``models import|info|build-starter|importers``, ``eval landmarks`` and
-``create`` (photos to textured faces, :mod:`facecraft.sdk.create`).
+``create`` (photos to textured faces, :mod:`facecraft.sdk.create`); ``rigs
+import|info|list|export`` (:mod:`facecraft.sdk.rig_cli`).
 Other FaceCraft parts add their own command groups through the ``facecraft.cli`` entry-point
 group: each entry point names a function ``register(subparsers)`` that adds one ``argparse``
 sub-parser whose handler is set with ``set_defaults(handler=...)``. So ``facecraft.sdk`` never
@@ -309,6 +310,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_models(sub)
     _add_eval(sub)
     _add_create(sub)
+    from .rig_cli import add_rigs_commands  # `facecraft rigs ...` (the character-rig registry)
+
+    add_rigs_commands(sub)
     for ep in entry_points(group="facecraft.cli"):
         try:
             register = ep.load()
