@@ -45,6 +45,7 @@ def write_tensor_file(tensors: dict[str, Any], path: str | Path, header: dict[st
     os.close(fd)
     try:
         save_file(tensors, tmp, metadata=header)
+        os.chmod(tmp, _ordinary_mode())  # mkstemp makes it private; model files are shared
         os.replace(tmp, path)
     except OSError as e:
         Path(tmp).unlink(missing_ok=True)
@@ -91,3 +92,20 @@ def open_tensor_file(path: str | Path, *, fmt: str, schema_version: int, what: s
     if version < 1:
         raise ModelFileError(f"{path}: invalid schema version {version}")
     return header, handle
+
+
+def _ordinary_mode() -> int:
+    """0o666 minus the process umask: the mode ``open()`` would have given a new file.
+
+    The umask is read from ``/proc/self/status`` (Linux) rather than set and restored, which
+    would race with other threads; elsewhere the common 0o022 is assumed."""
+    mask = 0o022
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    mask = int(line.split()[1], 8)
+                    break
+    except (OSError, ValueError):
+        pass
+    return 0o666 & ~mask
