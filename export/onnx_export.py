@@ -301,7 +301,11 @@ def export_graph_net(module: nn.Module, example_inputs: Mapping[str, torch.Tenso
     if len(ref_example) != len(out_names):
         raise InvalidInputError(f"the module returns {len(ref_example)} tensors but "
                                 f"{len(out_names)} output_names were given")
-    _run_export(wrapper, args, path, names, out_names, settings)
+    from facecraft.training.graph_conv import persistent_graph_buffers
+
+    # graph tables (Laplacians, pooling) as shared initializers, not a Constant per use
+    with persistent_graph_buffers(wrapper):
+        _run_export(wrapper, args, path, names, out_names, settings)
     try:
         opset, inputs, outputs = _check_and_describe(
             path, [tuple(t.shape) for t in ref_example], settings.dynamic_batch)
