@@ -16,9 +16,15 @@ def _setup_block() -> list[str]:
             if ln.strip() and not ln.strip().startswith("#")]
 
 
+def _optional_tool(line: str) -> bool:
+    """An optional Node.js tool install that may fail without failing CI."""
+    return line.strip().startswith("npm ") and "|| echo" in line
+
+
 def test_readme_has_exactly_two_setup_commands_and_ci_runs_them():
     cmds = _setup_block()
     assert len(cmds) == 2, cmds
     ci = [ln.strip() for ln in (REPO / ".ci" / "run").read_text().splitlines()
-          if ln.strip() and not ln.strip().startswith(("#", "set ", "cd ", "export "))]
+          if ln.strip() and not ln.strip().startswith(("#", "set ", "cd ", "export "))
+          and not _optional_tool(ln)]
     assert ci == cmds, f"CI runs {ci}, README says {cmds}"
