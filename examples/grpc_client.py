@@ -4,12 +4,25 @@ Start a server (``facecraft serve --package PKG``), then::
 
     python examples/grpc_client.py photo.jpg [more.jpg ...] -o out/ [--server 127.0.0.1:50051]
         [--all-faces] [--texture-size 1024] [--token-file F] [--tls-ca ca.pem]
+        [--rig starter|NAME|RIG.glb]
 
 For each face it writes, named after the photo (``_face2``, ... for further faces)::
 
     NAME.obj, NAME.mtl, NAME.png   the textured mesh (model frame, metres, UVs, normals)
     NAME_neutral.obj               the same face with a neutral expression (no material)
     NAME_coeffs.json               coefficients by block, pose, detection, landmarks
+
+With ``--rig`` each face is also fitted to a character rig on the server (FitRig, from the
+reconstruction: its neutral shape, expression and colours), which writes::
+
+    NAME_rig.glb                   the rig with the fitted slider weights and texture
+    NAME_sliders.json              slider values (and normalised), the fit's residual in mm
+    NAME_rig_texture.png           the texture in the rig's UV layout
+    NAME_materials.json            skin, iris, eyebrow and lip colours
+
+``--rig`` takes a rig the server has (``starter``, or a name ``ListRigs`` shows) or a local
+``.glb`` with its ``NAME.rig.json``, which is registered first (RegisterRig, replacing a rig of
+that name).
 
 Several photos go in one ReconstructBatch call: results stream back as they are ready, and a
 photo that fails (no face, not an image) is reported without stopping the others. Exit status:
@@ -53,6 +66,20 @@ def write_face(face, out: Path, name: str) -> list[Path]:
     return [obj, obj.with_suffix(".mtl"), obj.with_suffix(".png"), neutral, coeffs]
 
 
+def write_rig(fitted, out: Path, name: str) -> list[Path]:
+    """Write one :class:`facecraft.sdk.client.FittedRig`; returns the files."""
+    files = [out / f"{name}_rig.glb", out / f"{name}_sliders.json"]
+    files[0].write_bytes(fitted.glb)
+    files[1].write_text(json.dumps(fitted.to_json(), indent=1) + "\n")
+    if fitted.texture_png is not None:
+        files.append(out / f"{name}_rig_texture.png")
+        files[-1].write_bytes(fitted.texture_png)
+    if fitted.materials is not None:
+        files.append(out / f"{name}_materials.json")
+        files[-1].write_text(json.dumps(fitted.materials.to_json(), indent=1) + "\n")
+    return files
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("photos", nargs="+", type=Path, help="photo files")
@@ -63,16 +90,23 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--token-file", type=Path, help="bearer token (default $FACECRAFT_TOKEN)")
     p.add_argument("--tls-ca", type=Path, help="CA certificate of a TLS server (PEM)")
     p.add_argument("--timeout", type=float, default=300.0, help="seconds for the whole batch")
+    p.add_argument("--rig", help="also fit this rig: `starter`, a name on the server, or a "
+                                 "local RIG.glb (+ RIG.rig.json) to register first")
     args = p.parse_args(argv)
     token = (args.token_file.read_text().strip() if args.token_file
              else os.environ.get("FACECRAFT_TOKEN"))
     options = ReconstructOptions(all_faces=args.all_faces, texture=True,
-                                 texture_size=args.texture_size)
+                                 texture_size=args.texture_size,
+                                 vertex_colors=args.rig is not None)
     args.output.mkdir(parents=True, exist_ok=True)
     failed = 0
     try:
         with FaceCraftClient(args.server, token=token, root_certificates=args.tls_ca,
                              timeout_s=args.timeout) as client:
+            rig = args.rig
+            if rig is not None and rig.lower().endswith(".glb") and Path(rig).is_file():
+                rig = client.register_rig(rig, overwrite=True).name
+                print(f"registered rig {rig!r} from {args.rig}")
             items = client.reconstruct_batch([(str(ph), ph) for ph in args.photos], options)
             for item, photo in zip(items, args.photos, strict=True):
                 if not item.ok:
@@ -82,6 +116,15 @@ def main(argv: list[str] | None = None) -> int:
                 for face in item.result.faces:
                     name = photo.stem + (f"_face{face.face_index + 1}" if face.face_index else "")
                     files = write_face(face, args.output, name)
+                    if rig is not None:
+                        try:
+                            fitted = client.fit_rig(rig, face=face, include_glb=True,
+                                                    texture_size=args.texture_size)
+                        except FaceCraftError as e:  # e.g. NOT_FOUND: an unknown rig name
+                            print(f"{photo}: rig {rig!r}: {e}", file=sys.stderr)
+                            failed += 1
+                        else:
+                            files += write_rig(fitted, args.output, name)
                     print(f"{photo}: face {face.face_index} (score {face.detection.score:.2f}) "
                           f"-> {', '.join(f.name for f in files)}")
     except FaceCraftError as e:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
+from typing import Any
 
 import numpy as np
 
@@ -18,9 +19,13 @@ from .cameras import PerspectiveCamera
 from .errors import InvalidInputError
 from .image_io import DecodedImage
 from .pipeline import FaceCraft, FaceResult
+from .rig import Rig
+from .rig_create import RiggedFace
+from .rig_materials import MaterialParams
 
 __all__ = ["MIN_TEXTURE_SIZE", "MAX_TEXTURE_SIZE", "CallOptions", "call_options", "photo_info",
-           "face_message", "encode_png", "model_info", "facecraft_version"]
+           "face_message", "detection", "encode_png", "model_info", "facecraft_version", "rig_info",
+           "rig_texture_size", "face_shape", "fit_rig_response", "material_parameters"]
 
 #: Texture sides (texels) a request may ask for; the pipeline's baking range.
 MIN_TEXTURE_SIZE = 256
@@ -113,19 +118,24 @@ def _mesh(vertices: np.ndarray, normals: np.ndarray | None, triangles: np.ndarra
     return m
 
 
+def detection(det: Any) -> pb.Detection:
+    """A :class:`~facecraft.sdk.pipeline.Detection` as a :class:`Detection` message."""
+    x0, y0, x1, y1 = (float(v) for v in det.box)
+    msg = pb.Detection(x0=x0, y0=y0, x1=x1, y1=y1, score=float(det.score))
+    _floats(msg.landmarks5, det.landmarks5)
+    return msg
+
+
 def face_message(craft: FaceCraft, face: FaceResult, opts: CallOptions) -> pb.Face:
     """One reconstructed face as a :class:`Face` message (bakes the texture when asked)."""
-    det = face.detection
-    x0, y0, x1, y1 = (float(v) for v in det.box)
     msg = pb.Face(
         face_index=face.face_index,
-        detection=pb.Detection(x0=x0, y0=y0, x1=x1, y1=y1, score=float(det.score)),
+        detection=detection(face.detection),
         mesh=_mesh(face.vertices, face.normals,
                    face.triangles if opts.topology else None, face.uvs, face.uv_triangles),
         albedo_source=(pb.ALBEDO_SOURCE_REFINER if face.fine_source == "refiner"
                        else pb.ALBEDO_SOURCE_PHOTO),
     )
-    _floats(msg.detection.landmarks5, det.landmarks5)
     _floats(msg.neutral_vertices, face.neutral_vertices)
     c = face.coefficients
     for name in ("identity", "expression", "albedo", "angles", "lighting", "translation"):
@@ -178,7 +188,7 @@ def model_info(craft: FaceCraft, *, limits: pb.Limits, include_topology: bool) -
                              crop_size=craft.crop_size),
         providers=list(craft.regressor.providers),
         limits=limits,
-        capabilities=["reconstruct", "reconstruct_batch", "texture_png", "vertex_colors"]
+        capabilities=["reconstruct", "reconstruct_batch", "texture_png", "vertex_colors", "rig"]
         + (["refiner"] if craft.refiner is not None else []),
     )
     # The package's layout may use fewer modes than the face model has: names follow the layout.
@@ -193,3 +203,106 @@ def model_info(craft: FaceCraft, *, limits: pb.Limits, include_topology: bool) -
         info.face_model.topology.CopyFrom(_mesh(fm.mean_shape, None, fm.triangles, fm.uvs,
                                                 fm.uv_triangles))
     return info
+
+
+# --------------------------------------------------------------------------- rigs
+def rig_info(rig: Rig, *, builtin: bool, sliders: bool) -> pb.RigInfo:
+    """A rig's :class:`RigInfo` (its sliders when ``sliders``)."""
+    info = pb.RigInfo(name=rig.name, builtin=builtin, num_vertices=rig.num_vertices,
+                      num_triangles=len(rig.triangles),
+                      num_identity_sliders=len(rig.identity_sliders),
+                      num_expression_sliders=len(rig.expression_sliders),
+                      has_uvs=bool(len(rig.uvs)), content_sha256=rig.content_hash)
+    if sliders:
+        for sl in rig.spec.sliders:
+            info.sliders.add(name=sl.name, kind=sl.kind, min=sl.min, max=sl.max,
+                             default_value=sl.default, group=sl.group, label=sl.label,
+                             arkit=sl.arkit or "", unit=sl.unit)
+    return info
+
+
+def rig_texture_size(msg: pb.FitRigRequest, default_texture_size: int) -> int:
+    """The texture side a FitRig request asks for (0: none).
+
+    Raises:
+        InvalidInputError: a size out of range, or a size with ``omit_texture``.
+    """
+    if msg.omit_texture:
+        if msg.texture_size:
+            raise InvalidInputError(f"texture_size = {msg.texture_size} with omit_texture; "
+                                    "drop one of them")
+        return 0
+    size = msg.texture_size or default_texture_size
+    if not MIN_TEXTURE_SIZE <= size <= MAX_TEXTURE_SIZE:
+        raise InvalidInputError(f"texture_size = {size} texels is out of range; use 0 (the "
+                                f"server's default, {default_texture_size}) or "
+                                f"{MIN_TEXTURE_SIZE}..{MAX_TEXTURE_SIZE}")
+    return size
+
+
+def face_shape(msg: pb.FaceShape, num_vertices: int
+               ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
+    """``(neutral_vertices (V, 3), vertex_colors (V, 3) or None, expression (Ke,) or None)``
+    of a :class:`FaceShape`, checked for size (values are checked by the fit).
+
+    Raises:
+        InvalidInputError: an array of the wrong length.
+    """
+    want = 3 * num_vertices
+    if len(msg.neutral_vertices) != want:
+        raise InvalidInputError(f"reconstruction.neutral_vertices holds "
+                                f"{len(msg.neutral_vertices)} floats; this server's face model "
+                                f"needs {want} ({num_vertices} vertices x 3): send "
+                                "Face.neutral_vertices of a Reconstruct on this server")
+    if len(msg.vertex_colors) not in (0, want):
+        raise InvalidInputError(f"reconstruction.vertex_colors holds {len(msg.vertex_colors)} "
+                                f"floats; send none or {want} (Face.vertex_colors; ask "
+                                "Reconstruct for vertex_colors)")
+    neutral = np.array(msg.neutral_vertices, np.float32).reshape(-1, 3)
+    colors = (np.array(msg.vertex_colors, np.float32).reshape(-1, 3)
+              if len(msg.vertex_colors) else None)
+    expr = np.array(msg.expression, np.float32) if len(msg.expression) else None
+    return neutral, colors, expr
+
+
+def material_parameters(m: MaterialParams) -> pb.MaterialParameters:
+    """:class:`MaterialParameters` of estimated materials (None fields stay unset)."""
+    out = pb.MaterialParameters(source=m.source, samples=dict(m.samples))
+    for key in ("skin", "iris", "eyebrow", "lip"):
+        if getattr(m, f"{key}_hex") is not None:
+            setattr(out, f"{key}_hex", getattr(m, f"{key}_hex"))
+            _floats(getattr(out, f"{key}_srgb"), getattr(m, f"{key}_srgb"))
+    if m.skin_lab is not None:
+        _floats(out.skin_lab, m.skin_lab)
+    for key in ("skin_ita_deg", "iris_lightness", "eyebrow_density"):
+        if getattr(m, key) is not None:
+            setattr(out, key, float(getattr(m, key)))
+    out.skin_type = m.skin_type or 0
+    out.skin_category = m.skin_category or ""
+    out.iris_category = m.iris_category or ""
+    return out
+
+
+def fit_rig_response(rigged: RiggedFace, *, request_id: str, glb: bool,
+                     target_normals: bool = True) -> pb.FitRigResponse:
+    """A :class:`FitRigResponse` of a fitted face (the GLB when ``glb``)."""
+    rig = rigged.rig
+    resp = pb.FitRigResponse(request_id=request_id, rig=rig.name,
+                             expression_method=rigged.expressions.method,
+                             residual_mean_mm=rigged.fit.residual_mean_mm,
+                             residual_p95_mm=rigged.fit.residual_p95_mm)
+    for field, sliders, values in ((resp.identity, rig.identity_sliders, rigged.fit.values),
+                                   (resp.expression, rig.expression_sliders,
+                                    rigged.expressions.weights)):
+        for sl in sliders:
+            v = float(values.get(sl.name, sl.default))
+            field.add(name=sl.name, value=v, min=sl.min, max=sl.max,
+                      normalized=(v - sl.min) / sl.range if sl.range > 0 else 0.0)
+    if rigged.texture is not None:
+        resp.texture.png = encode_png(rigged.texture)
+        resp.texture.size = int(rigged.texture.shape[0])
+    if rigged.materials is not None:
+        resp.materials.CopyFrom(material_parameters(rigged.materials))
+    if glb:
+        resp.glb = rigged.glb_bytes(target_normals=target_normals)
+    return resp

@@ -252,8 +252,19 @@ def _cmd_create(args: argparse.Namespace) -> int:
     # --threads goes to the ONNX Runtime sessions, where the work is.
     torch.set_num_threads(1)
     settings = PipelineSettings(all_faces=args.all_faces, texture_size=args.texture_size)
+    rig = None
+    if args.rig is not None:  # a bad rig fails before the networks load
+        from .rig_registry import resolve_rig
+
+        rig = resolve_rig(args.rig, args.rigs_dir)
     craft = FaceCraft(args.package, providers=[args.provider] if args.provider else None,
                       threads=args.threads, settings=settings)
+    rigger = None
+    if rig is not None:  # one fitter (one cached correspondence) for the whole run
+        from .rig_create import FaceRigger, RigCreateSettings
+
+        rigger = FaceRigger(craft.face_model, rig,
+                            settings=RigCreateSettings(texture_size=args.texture_size))
 
     def failed(photo: str, message: str) -> None:
         from tqdm import tqdm
@@ -263,19 +274,23 @@ def _cmd_create(args: argparse.Namespace) -> int:
 
     report = create_faces(craft, args.photos, args.output, batch_size=args.batch,
                           overlay=not args.no_overlay,
-                          progress=len(args.photos) > 1 and not args.quiet, on_error=failed)
+                          progress=len(args.photos) > 1 and not args.quiet, on_error=failed,
+                          rigger=rigger)
     if not args.quiet:
         print(f"wrote {report.num_faces} face(s) from {len(report.written)} photo(s) to "
-              f"{args.output}" + (f"; {len(report.failed)} photo(s) failed"
-                                  if report.failed else ""))
+              f"{args.output}" + (f" with rig {rig.name!r}" if rig is not None else "")
+              + (f"; {len(report.failed)} photo(s) failed" if report.failed else ""))
     return EXIT_ERROR if report.failed else 0
 
 
 def _add_create(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
-        "create", help="photos -> textured 3D faces (OBJ + MTL + PNG, coefficients, overlay)",
+        "create", help="photos -> textured 3D faces (OBJ + MTL + PNG, coefficients, overlay; "
+                       "with --rig a fitted rig GLB, sliders and materials)",
         description="Reconstruct the face in each photo and write NAME.obj/.mtl/_texture.png, "
-                    "NAME_neutral.obj, NAME_coeffs.json and NAME_overlay.png per face. A photo "
+                    "NAME_neutral.obj, NAME_coeffs.json and NAME_overlay.png per face; with "
+                    "--rig also NAME_rig.glb (the rig with the fitted sliders and the texture), "
+                    "NAME_sliders.json, NAME_rig_texture.png and NAME_materials.json. A photo "
                     "without a face (or not an image) is reported and skipped; the exit status "
                     "is then 1.")
     p.add_argument("photos", nargs="+", type=Path, metavar="PHOTO", help="photo files")
@@ -294,6 +309,13 @@ def _add_create(sub: argparse._SubParsersAction) -> None:
                    help="ONNX Runtime threads per network (default: one per core)")
     p.add_argument("--batch", type=int, default=4, metavar="N", help="photos per batch")
     p.add_argument("--no-overlay", action="store_true", help="skip the overlay PNGs")
+    p.add_argument("--rig", metavar="RIG",
+                   help="also fit this character rig: `starter`, a registered name (`facecraft "
+                        "rigs list`) or a GLB path with its NAME.rig.json next to it; the rig "
+                        "texture has --texture-size texels")
+    p.add_argument("--rigs-dir", type=Path, metavar="DIR",
+                   help="rig registry folder for --rig names (default: $FACECRAFT_RIGS, "
+                        "$FACECRAFT_HOME/rigs, ~/.local/share/facecraft/rigs)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
     p.set_defaults(handler=_cmd_create)
 

@@ -21,11 +21,14 @@ Example::
         face = rec.faces[0]
         face.vertices      # (V, 3) float32 metres
         face.texture_png   # PNG bytes
+        fitted = client.fit_rig("starter", photo="photo.jpg")  # a character rig's sliders
+        fitted.values      # slider name -> value (identity and expression)
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import random
 import time
@@ -41,6 +44,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from ._proto import facecraft_pb2 as pb
 from ._proto import facecraft_pb2_grpc as pb_grpc
 from .errors import FaceCraftError, InvalidInputError
+from .rig_materials import MaterialParams
 
 __all__ = [
     "RetryPolicy",
@@ -54,6 +58,10 @@ __all__ = [
     "Reconstruction",
     "BatchItem",
     "ModelInfo",
+    "SliderInfo",
+    "RigInfo",
+    "SliderValue",
+    "FittedRig",
     "FaceCraftClient",
     "AsyncFaceCraftClient",
 ]
@@ -227,12 +235,7 @@ class Face:
 
     def texture(self) -> np.ndarray | None:
         """The texture as a (T, T, 3) uint8 RGB array (row 0 = v 1), or None."""
-        if self.texture_png is None:
-            return None
-        import cv2
-
-        img = cv2.imdecode(np.frombuffer(self.texture_png, np.uint8), cv2.IMREAD_COLOR)
-        return np.ascontiguousarray(img[..., ::-1])
+        return _decode_png(self.texture_png)
 
 
 @dataclass(frozen=True)
@@ -291,6 +294,123 @@ class ModelInfo:
     triangles: np.ndarray | None = None
     uvs: np.ndarray | None = None
     uv_triangles: np.ndarray | None = None
+
+
+@dataclass(frozen=True)
+class SliderInfo:
+    """One slider of a rig: ``name``, ``kind`` (``"identity"`` or ``"expression"``), range
+    ``min``..``max`` and ``default`` (morph weights), UI ``group`` and ``label``, ``arkit``
+    (the ARKit-52 shape, or ""), ``unit``."""
+
+    name: str
+    kind: str
+    min: float
+    max: float
+    default: float
+    group: str
+    label: str
+    arkit: str
+    unit: str
+
+
+@dataclass(frozen=True)
+class RigInfo:
+    """A rig the server can fit (the proto's ``RigInfo``).
+
+    Attributes:
+        name: what :meth:`FaceCraftClient.fit_rig` takes. builtin: True for ``"starter"``.
+        num_vertices, num_triangles: the rig mesh's size.
+        num_identity_sliders, num_expression_sliders: its sliders by kind.
+        has_uvs: it has a UV layout (a texture can be baked).
+        content_sha256: hash of its geometry, morph targets and landmarks.
+        sliders: every slider (empty unless asked for; always after ``register_rig``).
+    """
+
+    name: str
+    builtin: bool
+    num_vertices: int
+    num_triangles: int
+    num_identity_sliders: int
+    num_expression_sliders: int
+    has_uvs: bool
+    content_sha256: str
+    sliders: tuple[SliderInfo, ...] = ()
+
+
+@dataclass(frozen=True)
+class SliderValue:
+    """A fitted slider: ``value`` (the morph weight) within ``min``..``max``, and
+    ``normalized`` = (value - min) / (max - min) in [0, 1]."""
+
+    name: str
+    value: float
+    min: float
+    max: float
+    normalized: float
+
+
+@dataclass(frozen=True, eq=False)
+class FittedRig:
+    """A face fitted to a rig (the proto's ``FitRigResponse``).
+
+    Attributes:
+        request_id: the call's id. rig: the rig's name.
+        identity: every identity slider's value, in the sidecar's order.
+        expression: every expression slider's weight, likewise.
+        expression_method: ``"names"`` or ``"least_squares"``.
+        residual_mean_mm, residual_p95_mm: distance between the fitted rig and the face over
+            the rig's face, mm (mean, 95th percentile).
+        texture_png: the fine texture in the rig's UV layout (PNG), or None;
+            :meth:`texture` decodes it.
+        materials: skin, iris, eyebrow and lip colours, or None (no vertex colours).
+        glb: the fitted rig as GLB (when asked for), or None.
+        photo: the decoded photo, detection: the face fitted (when fitted from a photo).
+    """
+
+    request_id: str
+    rig: str
+    identity: tuple[SliderValue, ...]
+    expression: tuple[SliderValue, ...]
+    expression_method: str
+    residual_mean_mm: float
+    residual_p95_mm: float
+    texture_png: bytes | None
+    materials: MaterialParams | None
+    glb: bytes | None
+    photo: PhotoInfo | None
+    detection: Detection | None
+
+    @property
+    def values(self) -> dict[str, float]:
+        """Slider name -> value, identity then expression (what a game's sliders take)."""
+        return {s.name: s.value for s in (*self.identity, *self.expression)}
+
+    def texture(self) -> np.ndarray | None:
+        """The texture as a (T, T, 3) uint8 RGB array (row 0 = top), or None."""
+        return _decode_png(self.texture_png)
+
+    def to_json(self) -> dict[str, Any]:
+        """The slider values as the ``NAME_sliders.json`` document ``facecraft create --rig``
+        writes (:func:`facecraft.sdk.rig_output.sliders_json`, without the rig's hash)."""
+        doc: dict[str, Any] = {"format": "facecraft.rig_sliders", "version": 1,
+                               "rig": self.rig}
+        for key, values in (("identity", self.identity), ("expression", self.expression)):
+            doc[key] = {s.name: round(float(s.value), 6) for s in values}
+            doc[f"{key}_normalized"] = {s.name: round(float(s.normalized), 6) for s in values}
+        doc["fit"] = {"rig": self.rig, "sliders": len(self.identity),
+                      "residual_mean_mm": round(float(self.residual_mean_mm), 3),
+                      "residual_p95_mm": round(float(self.residual_p95_mm), 3)}
+        doc["expression_method"] = self.expression_method
+        return doc
+
+
+def _decode_png(data: bytes | None) -> np.ndarray | None:
+    if data is None:
+        return None
+    import cv2
+
+    img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    return np.ascontiguousarray(img[..., ::-1])
 
 
 def _f32(values: Any, cols: int | None = None) -> np.ndarray:
@@ -352,6 +472,58 @@ def _batch_item(m: pb.ReconstructBatchItem) -> BatchItem:
                      result=_reconstruction(m.result) if ok and m.HasField("result") else None)
 
 
+def _rig_info(m: pb.RigInfo) -> RigInfo:
+    return RigInfo(
+        name=m.name, builtin=m.builtin, num_vertices=m.num_vertices,
+        num_triangles=m.num_triangles, num_identity_sliders=m.num_identity_sliders,
+        num_expression_sliders=m.num_expression_sliders, has_uvs=m.has_uvs,
+        content_sha256=m.content_sha256,
+        sliders=tuple(SliderInfo(name=s.name, kind=s.kind, min=s.min, max=s.max,
+                                 default=s.default_value, group=s.group, label=s.label,
+                                 arkit=s.arkit, unit=s.unit) for s in m.sliders))
+
+
+def _materials(m: pb.MaterialParameters) -> MaterialParams:
+    def color(key: str) -> tuple[float, float, float] | None:
+        v = getattr(m, key if key.endswith("_lab") else f"{key}_srgb")
+        return (float(v[0]), float(v[1]), float(v[2])) if len(v) == 3 else None
+
+    def opt(key: str) -> float | None:
+        return float(getattr(m, key)) if m.HasField(key) else None
+
+    return MaterialParams(
+        skin_hex=m.skin_hex or None, skin_srgb=color("skin"), skin_lab=color("skin_lab"),
+        skin_ita_deg=opt("skin_ita_deg"), skin_type=m.skin_type or None,
+        skin_category=m.skin_category or None, iris_hex=m.iris_hex or None,
+        iris_srgb=color("iris"), iris_lightness=opt("iris_lightness"),
+        iris_category=m.iris_category or None, eyebrow_hex=m.eyebrow_hex or None,
+        eyebrow_srgb=color("eyebrow"), eyebrow_density=opt("eyebrow_density"),
+        lip_hex=m.lip_hex or None, lip_srgb=color("lip"), source=m.source,
+        samples=dict(m.samples))
+
+
+def _fitted_rig(m: pb.FitRigResponse) -> FittedRig:
+    def values(field: Any) -> tuple[SliderValue, ...]:
+        return tuple(SliderValue(name=s.name, value=s.value, min=s.min, max=s.max,
+                                 normalized=s.normalized) for s in field)
+
+    d = m.detection
+    return FittedRig(
+        request_id=m.request_id, rig=m.rig, identity=values(m.identity),
+        expression=values(m.expression), expression_method=m.expression_method,
+        residual_mean_mm=m.residual_mean_mm, residual_p95_mm=m.residual_p95_mm,
+        texture_png=m.texture.png if m.HasField("texture") else None,
+        materials=_materials(m.materials) if m.HasField("materials") else None,
+        glb=m.glb or None,
+        photo=PhotoInfo(width=m.photo.width, height=m.photo.height, format=m.photo.format,
+                        exif_orientation=m.photo.exif_orientation,
+                        bit_depth=m.photo.bit_depth, had_alpha=m.photo.had_alpha,
+                        source=m.photo.source) if m.HasField("photo") else None,
+        detection=Detection(box=np.array([d.x0, d.y0, d.x1, d.y1], np.float32),
+                            score=d.score, landmarks5=_f32(d.landmarks5, 2))
+        if m.HasField("detection") else None)
+
+
 def _model_info(m: pb.ModelInfo) -> ModelInfo:
     fm = m.face_model
     topo = fm.topology if fm.HasField("topology") else None
@@ -401,6 +573,67 @@ def _batch_request(photos: Iterable[PhotoInput | tuple[str, PhotoInput]],
         pid, photo = item if isinstance(item, tuple) else (None, item)
         data, name = _photo_bytes(photo)
         req.photos.add(data=data, id=pid if pid is not None else name)
+    return req
+
+
+def _register_request(glb: bytes | str | os.PathLike, sidecar: Any, name: str | None,
+                      overwrite: bool) -> pb.RegisterRigRequest:
+    if isinstance(glb, (str, os.PathLike)):
+        path = Path(glb)
+        if sidecar is None:
+            from .rig import sidecar_path
+
+            sidecar = sidecar_path(path)
+        try:
+            glb = path.read_bytes()
+        except OSError as e:
+            raise FaceCraftError(f"cannot read {path}: {e.strerror or e}") from None
+    elif not isinstance(glb, (bytes, bytearray, memoryview)):
+        raise InvalidInputError(f"expected glb as a path or bytes, got {type(glb).__name__}")
+    if sidecar is None:
+        raise InvalidInputError("give the sidecar (a path, its JSON text or a dict) with GLB "
+                                "bytes")
+    if isinstance(sidecar, dict):
+        text = json.dumps(sidecar)
+    elif isinstance(sidecar, (bytes, bytearray)):
+        text = bytes(sidecar).decode("utf-8")
+    elif isinstance(sidecar, os.PathLike) or (isinstance(sidecar, str)
+                                              and not sidecar.lstrip().startswith("{")):
+        try:
+            text = Path(sidecar).read_text(encoding="utf-8")
+        except OSError as e:
+            raise FaceCraftError(f"cannot read {sidecar}: {e.strerror or e}") from None
+    else:
+        text = str(sidecar)
+    return pb.RegisterRigRequest(glb=bytes(glb), sidecar_json=text, name=name or "",
+                                 overwrite=overwrite)
+
+
+def _fit_request(rig: str, photo: PhotoInput | None, face: Face | None, texture: bool,
+                 texture_size: int, include_glb: bool, source: str | None
+                 ) -> pb.FitRigRequest:
+    if (photo is None) == (face is None):
+        raise InvalidInputError("give exactly one of photo (a path or bytes) and face (a Face "
+                                "of an earlier reconstruct, with vertex_colors for a texture)")
+    req = pb.FitRigRequest(rig=rig, omit_texture=not texture,
+                           texture_size=texture_size if texture else 0,
+                           include_glb=include_glb)
+    if photo is not None:
+        data, name = _photo_bytes(photo)
+        req.photo = data
+        req.source = source if source is not None else name
+    else:
+        assert face is not None
+        shape = req.reconstruction
+        shape.neutral_vertices.extend(np.asarray(face.neutral_vertices, np.float32).ravel()
+                                      .tolist())
+        if face.vertex_colors is not None:
+            shape.vertex_colors.extend(np.asarray(face.vertex_colors, np.float32).ravel()
+                                       .tolist())
+        shape.expression.extend(np.asarray(face.coefficients.expression, np.float32).ravel()
+                                .tolist())
+        if source is not None:
+            req.source = source
     return req
 
 
@@ -573,6 +806,55 @@ class FaceCraftClient:
         req = pb.GetModelInfoRequest(include_topology=include_topology)
         return _model_info(self._call(self._stub.GetModelInfo, req, timeout_s, None))
 
+    def register_rig(self, glb: bytes | str | os.PathLike, sidecar: Any = None, *,
+                     name: str | None = None, overwrite: bool = False,
+                     timeout_s: float | None = None) -> RigInfo:
+        """Register a character rig on the server (validated there, against its face model).
+
+        Args:
+            glb: the rig's ``.glb`` (a path or its bytes).
+            sidecar: its sidecar: a path, the JSON text, bytes or a dict (default with a GLB
+                path: ``NAME.rig.json`` next to it).
+            name: the name to register it under (default: the sidecar's).
+            overwrite: replace a rig of that name.
+
+        Raises:
+            FaceCraftRpcError: ``INVALID_ARGUMENT`` (an invalid rig, with what is wrong),
+                ``ALREADY_EXISTS`` (the name is taken), ...
+        """
+        req = _register_request(glb, sidecar, name, overwrite)
+        return _rig_info(self._call(self._stub.RegisterRig, req, timeout_s, None))
+
+    def list_rigs(self, include_sliders: bool = False, *, timeout_s: float | None = None
+                  ) -> tuple[RigInfo, ...]:
+        """The rigs the server fits: ``"starter"`` first, then the registered ones."""
+        req = pb.ListRigsRequest(include_sliders=include_sliders)
+        return tuple(_rig_info(r) for r in
+                     self._call(self._stub.ListRigs, req, timeout_s, None).rigs)
+
+    def fit_rig(self, rig: str, photo: PhotoInput | None = None, *, face: Face | None = None,
+                texture: bool = True, texture_size: int = 0, include_glb: bool = False,
+                source: str | None = None, timeout_s: float | None = None,
+                request_id: str | None = None) -> FittedRig:
+        """Fit a rig to a face: a photo's largest face, or a :class:`Face` of an earlier
+        :meth:`reconstruct` (its neutral shape, expression and, when it was asked for with
+        ``vertex_colors=True``, its colours for the texture and materials).
+
+        Args:
+            rig: ``"starter"`` or a registered rig's name.
+            photo: a photo path or bytes; or
+            face: a reconstructed face.
+            texture: bake the texture into the rig's UV layout.
+            texture_size: its side in texels (256..2048); 0 = the server's default.
+            include_glb: also return the fitted rig as GLB bytes.
+
+        Raises:
+            FaceCraftRpcError: ``NOT_FOUND`` (no such rig), ``FAILED_PRECONDITION`` (no face
+                in the photo), ``INVALID_ARGUMENT``, ...
+        """
+        req = _fit_request(rig, photo, face, texture, texture_size, include_glb, source)
+        return _fitted_rig(self._call(self._stub.FitRig, req, timeout_s, request_id))
+
     def health(self, service: str = "", *, timeout_s: float = 5.0) -> str:
         """The health service's answer: ``"SERVING"``, ``"NOT_SERVING"``, ..."""
         resp = self._call(self._health.Check, health_pb2.HealthCheckRequest(service=service),
@@ -670,6 +952,29 @@ class AsyncFaceCraftClient:
         """See :meth:`FaceCraftClient.model_info`."""
         req = pb.GetModelInfoRequest(include_topology=include_topology)
         return _model_info(await self._call(self._stub.GetModelInfo, req, timeout_s, None))
+
+    async def register_rig(self, glb: bytes | str | os.PathLike, sidecar: Any = None, *,
+                           name: str | None = None, overwrite: bool = False,
+                           timeout_s: float | None = None) -> RigInfo:
+        """See :meth:`FaceCraftClient.register_rig`."""
+        req = _register_request(glb, sidecar, name, overwrite)
+        return _rig_info(await self._call(self._stub.RegisterRig, req, timeout_s, None))
+
+    async def list_rigs(self, include_sliders: bool = False, *,
+                        timeout_s: float | None = None) -> tuple[RigInfo, ...]:
+        """See :meth:`FaceCraftClient.list_rigs`."""
+        req = pb.ListRigsRequest(include_sliders=include_sliders)
+        resp = await self._call(self._stub.ListRigs, req, timeout_s, None)
+        return tuple(_rig_info(r) for r in resp.rigs)
+
+    async def fit_rig(self, rig: str, photo: PhotoInput | None = None, *,
+                      face: Face | None = None, texture: bool = True, texture_size: int = 0,
+                      include_glb: bool = False, source: str | None = None,
+                      timeout_s: float | None = None, request_id: str | None = None
+                      ) -> FittedRig:
+        """See :meth:`FaceCraftClient.fit_rig`."""
+        req = _fit_request(rig, photo, face, texture, texture_size, include_glb, source)
+        return _fitted_rig(await self._call(self._stub.FitRig, req, timeout_s, request_id))
 
     async def health(self, service: str = "", *, timeout_s: float = 5.0) -> str:
         """See :meth:`FaceCraftClient.health`."""

@@ -9,6 +9,15 @@ Per face, :func:`write_face_outputs` writes into one folder::
     NAME_coeffs.json    coefficients, pose, detection, landmarks (FaceResult.coefficients_json)
     NAME_overlay.png    the lit reconstruction drawn over the photo
 
+With a rig (``facecraft create --rig RIG``, a :class:`~facecraft.sdk.rig_create.FaceRigger`),
+also (:meth:`facecraft.sdk.rig_create.RiggedFace.write`)::
+
+    NAME_rig.glb            the rig with the fitted slider and expression weights set and the
+                            texture baked into its UV layout embedded
+    NAME_sliders.json       slider values (in range and normalised to [0, 1]), fit residual (mm)
+    NAME_rig_texture.png    that texture
+    NAME_materials.json     skin tone, iris, eyebrow and lip colours (material parameters)
+
 ``NAME`` is the photo's file stem, with ``_face2``, ``_face3``, ... for further faces of one photo.
 Every file is written atomically (a temporary file, then a rename).
 
@@ -34,6 +43,7 @@ import torch
 from .errors import FaceCraftError
 from .mesh_io import write_obj, write_png
 from .rasterizer import RasterSettings, interpolate, rasterize
+from .rig_output import RigOutputs
 
 __all__ = ["CreatedFiles", "CreateReport", "write_face_outputs", "render_overlay",
            "create_faces"]
@@ -51,6 +61,7 @@ class CreatedFiles:
     neutral_obj: Path
     coefficients: Path
     overlay: Path | None
+    rig: RigOutputs | None = None
 
 
 @dataclass(frozen=True)
@@ -128,7 +139,7 @@ def render_overlay(photo_rgb: np.ndarray, result: Any, *, alpha: float = 1.0) ->
 
 
 def write_face_outputs(result: Any, out_dir: str | Path, name: str, *, package: Any = None,
-                       overlay: bool = True) -> CreatedFiles:
+                       overlay: bool = True, rigger: Any = None) -> CreatedFiles:
     """Write one face's files (see the module docstring).
 
     Args:
@@ -137,6 +148,8 @@ def write_face_outputs(result: Any, out_dir: str | Path, name: str, *, package: 
         name: the file-name stem.
         package: the :class:`~facecraft.sdk.package.ModelPackage` used (recorded in the JSON).
         overlay: also render ``NAME_overlay.png``.
+        rigger: a :class:`~facecraft.sdk.rig_create.FaceRigger` of the result's face model:
+            also fit its rig and write the rig files.
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -163,8 +176,12 @@ def write_face_outputs(result: Any, out_dir: str | Path, name: str, *, package: 
     if overlay:
         ov = out / f"{name}_overlay.png"
         write_png(ov, render_overlay(result.photo.rgb, result))
+    rig = None
+    if rigger is not None:
+        rig = rigger.fit_result(result).write(out, name,
+                                              target_normals=rigger.settings.target_normals)
     return CreatedFiles(obj=obj, mtl=mtl, texture=tex, neutral_obj=neutral,
-                        coefficients=coeffs, overlay=ov)
+                        coefficients=coeffs, overlay=ov, rig=rig)
 
 
 def _stems(photos: Sequence[Path]) -> list[str]:
@@ -181,7 +198,8 @@ def _stems(photos: Sequence[Path]) -> list[str]:
 
 def create_faces(facecraft: Any, photos: Sequence[str | Path], out_dir: str | Path, *,
                  batch_size: int = 4, overlay: bool = True, progress: bool = False,
-                 on_error: Callable[[str, str], None] | None = None) -> CreateReport:
+                 on_error: Callable[[str, str], None] | None = None,
+                 rigger: Any = None) -> CreateReport:
     """Reconstruct photos and write every face's files, continuing past failures.
 
     Args:
@@ -192,6 +210,8 @@ def create_faces(facecraft: Any, photos: Sequence[str | Path], out_dir: str | Pa
         overlay: write overlay PNGs.
         progress: a tqdm progress bar on stderr.
         on_error: called with (photo, message) for each photo that fails, as it happens.
+        rigger: a :class:`~facecraft.sdk.rig_create.FaceRigger` built once for
+            ``facecraft.face_model`` and a rig: every face is also fitted to the rig.
 
     Returns:
         :class:`CreateReport`.
@@ -223,7 +243,7 @@ def create_faces(facecraft: Any, photos: Sequence[str | Path], out_dir: str | Pa
                     try:
                         files.append(write_face_outputs(face, out_dir, name,
                                                         package=facecraft.package,
-                                                        overlay=overlay))
+                                                        overlay=overlay, rigger=rigger))
                     except FaceCraftError as e:
                         failed[str(path)] = str(e)
                         if on_error is not None:

@@ -9,10 +9,13 @@ points, see :mod:`facecraft.sdk.cli`; grpc is imported only when the command run
                     [--token-file F | env FACECRAFT_TOKEN]
                     [--tls-cert PEM --tls-key PEM [--tls-client-ca PEM]]
                     [--metrics-port N] [--log-format text|json] [--no-reflection]
+                    [--rigs-dir DIR]
 
 It configures the process (an entry point may): logging on stderr, torch's intra-op threads
 (``--threads``, default 1 per worker), and SIGTERM / SIGINT handlers that stop the server
-gracefully (running calls get ``--grace`` seconds). It prints ``listening on HOST:PORT`` once
+gracefully (running calls get ``--grace`` seconds). Rigs registered over gRPC (``RegisterRig``)
+are stored in ``--rigs-dir``, by default the rig registry that ``facecraft rigs import`` fills,
+so ``FitRig`` finds rigs registered either way. It prints ``listening on HOST:PORT`` once
 serving, then blocks until stopped.
 """
 
@@ -71,13 +74,18 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     root.addHandler(handler)
     root.setLevel(logging.INFO)
     torch.set_num_threads(args.threads)  # the CLI owns the process: one thread per pipeline
+    if args.rigs_dir is None:
+        from .rig_registry import default_rigs_dir
+
+        args.rigs_dir = default_rigs_dir()
     settings = ServerSettings(
         host=args.host, port=args.port, workers=args.workers, threads=args.threads,
         providers=(args.provider,) if args.provider else None, max_queue=args.max_queue,
         max_message_bytes=int(args.max_message_mb * 2 ** 20), max_pixels=args.max_pixels,
         max_batch=args.max_batch, grace_s=args.grace, token=_token(args),
         tls_cert=args.tls_cert, tls_key=args.tls_key, tls_client_ca=args.tls_client_ca,
-        metrics_port=args.metrics_port, reflection=not args.no_reflection)
+        metrics_port=args.metrics_port, reflection=not args.no_reflection,
+        rigs_dir=args.rigs_dir)
     server, port = create_server(settings, package=args.package)
     stop = threading.Event()
 
@@ -139,4 +147,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--log-format", choices=("text", "json"), default="text",
                    help="log lines as text or one JSON object each (default text)")
     p.add_argument("--no-reflection", action="store_true", help="no server reflection")
+    p.add_argument("--rigs-dir", type=Path, metavar="DIR",
+                   help="folder of the rigs RegisterRig stores and FitRig fits (default: the "
+                        "rig registry, $FACECRAFT_RIGS, $FACECRAFT_HOME/rigs, "
+                        "~/.local/share/facecraft/rigs)")
     p.set_defaults(handler=_cmd_serve)

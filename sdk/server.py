@@ -6,6 +6,9 @@
   request, convert it, run the pipeline, convert the result; conversions live in
   :mod:`facecraft.sdk._wire`), the standard health service (``grpc.health.v1.Health``, SERVING
   while up, NOT_SERVING during shutdown) and server reflection;
+* the rig calls (``RegisterRig``, ``ListRigs``, ``FitRig``) over a rig folder
+  (``ServerSettings.rigs_dir``, else a temporary folder of the server's own, removed when it
+  stops) and one :class:`~facecraft.sdk.rig_create.FaceRigger` per rig, built once;
 * a bounded worker pool: ``workers`` pipelines (one reconstruction each at a time), at most
   ``max_queue`` further calls waiting for one (``queue_timeout_s`` at most, never past the
   call's deadline), and past that gRPC's own RESOURCE_EXHAUSTED;
@@ -36,6 +39,8 @@ ServerBusyError            RESOURCE_EXHAUSTED     no worker free within ``queue_
 (gRPC itself)              RESOURCE_EXHAUSTED     a request above ``max_message_bytes``, or
                                                   more than ``workers + max_queue`` calls
 DeadlineError              DEADLINE_EXCEEDED      the call's deadline passed
+UnknownRigError            NOT_FOUND              FitRig names a rig the server does not have
+RigExistsError             ALREADY_EXISTS         RegisterRig of a taken name, no overwrite
 InvalidInputError          INVALID_ARGUMENT       not an image, truncated, bad option value,
   (and ImageDecodeError)                          a request that is not valid protobuf
 DetectorUnavailableError,  INTERNAL               the server's models are broken
@@ -60,6 +65,7 @@ import functools
 import logging
 import queue
 import re
+import tempfile
 import threading
 import time
 import uuid
@@ -78,12 +84,14 @@ from ._grpc_plumbing import SERVICE_NAME, Malformed, TokenAuth, add_service
 from ._metrics import MetricsHTTPServer, ServerMetrics
 from ._proto import facecraft_pb2 as pb
 from ._proto import facecraft_pb2_grpc as pb_grpc
+from ._rig_store import RigExistsError, RigStore, UnknownRigError
 from .detect import DetectorUnavailableError
 from .errors import FaceCraftError, InvalidInputError, ModelFileError, ModelFormatError
 from .image_io import DecodedImage, ImageDecodeError
 from .ingest import NoFaceError
 from .package import ModelPackage
 from .pipeline import FaceCraft, PipelineSettings
+from .rig_registry import STARTER_RIG
 
 __all__ = [
     "SERVICE_NAME",
@@ -99,6 +107,8 @@ __all__ = [
     "ResponseTooLargeError",
     "ServerBusyError",
     "DeadlineError",
+    "UnknownRigError",
+    "RigExistsError",
 ]
 
 _LOG = logging.getLogger("facecraft.server")
@@ -132,6 +142,8 @@ class DeadlineError(FaceCraftError):
 #: Exception class -> status code; the first ``isinstance`` match wins (most specific first).
 STATUS_CODES: tuple[tuple[type[BaseException], grpc.StatusCode], ...] = (
     (NoFaceError, grpc.StatusCode.FAILED_PRECONDITION),
+    (UnknownRigError, grpc.StatusCode.NOT_FOUND),
+    (RigExistsError, grpc.StatusCode.ALREADY_EXISTS),
     (LimitExceededError, grpc.StatusCode.RESOURCE_EXHAUSTED),  # photo, response, batch, busy
     (DeadlineError, grpc.StatusCode.DEADLINE_EXCEEDED),
     (InvalidInputError, grpc.StatusCode.INVALID_ARGUMENT),  # ImageDecodeError included
@@ -188,6 +200,9 @@ class ServerSettings:
         metrics_port: port of the Prometheus ``/metrics`` endpoint on ``host``; None = off, 0 =
             any free port.
         reflection: register server reflection (``grpcurl`` and friends list the API).
+        rigs_dir: the folder of rigs ``RegisterRig`` stores and ``FitRig`` reads (a rig
+            registry, as ``facecraft rigs import`` writes); None = a temporary folder of the
+            server's own, removed when it stops (registrations then last one run).
     """
 
     host: str = "127.0.0.1"
@@ -209,6 +224,7 @@ class ServerSettings:
     tls_client_ca: Path | None = None
     metrics_port: int | None = None
     reflection: bool = True
+    rigs_dir: Path | None = None
 
     def __post_init__(self) -> None:
         def need(cond: bool, msg: str) -> None:
@@ -306,13 +322,14 @@ def _decode(craft: FaceCraft, data: bytes, source: str) -> DecodedImage:
         raise
 
 
-def _check_size(msg: Any, limit: int, what: str) -> None:
+def _check_size(msg: Any, limit: int, what: str,
+                advice: str = "ask for a smaller texture_size, set omit_topology, select the "
+                              "largest face only") -> None:
     n = msg.ByteSize()
     if n > limit:
         raise ResponseTooLargeError(
             f"the {what} would be {n / 2 ** 20:.1f} MiB, above the server's "
-            f"{limit / 2 ** 20:.1f} MiB message limit; ask for a smaller texture_size, set "
-            "omit_topology, select the largest face only, or raise --max-message-mb")
+            f"{limit / 2 ** 20:.1f} MiB message limit; {advice}, or raise --max-message-mb")
 
 
 def _request_id(context: grpc.ServicerContext) -> str:
@@ -411,10 +428,11 @@ class FaceCraftService(pb_grpc.FaceCraftServicer):
     """The ``facecraft.v1.FaceCraft`` servicer: validation and conversion around the pool."""
 
     def __init__(self, pool: _PipelinePool, settings: ServerSettings,
-                 metrics: ServerMetrics) -> None:
+                 metrics: ServerMetrics, rigs: RigStore) -> None:
         self.pool = pool
         self.settings = settings
         self.metrics = metrics
+        self.rigs = rigs
 
     def _reconstruct(self, craft: FaceCraft, data: bytes, source: str,
                      opts: _wire.CallOptions, context: grpc.ServicerContext,
@@ -491,9 +509,64 @@ class FaceCraftService(pb_grpc.FaceCraftServicer):
                 _fail_item(item, e)
         return [items[i] for i, _ in chunk]
 
-    # RIG CALLS: the rig-fitting issue adds its methods here (thin, like the ones above, each
-    # wrapped with @_observed). Until then they answer UNIMPLEMENTED: add_service registers
-    # every rpc of the proto's service, and the generated base class implements none.
+    # RIG CALLS: the rig store (_rig_store) holds the rigs and their fitters; fitting runs on a
+    # worker, like a reconstruction (it is CPU work of the same size).
+    @_observed("RegisterRig")
+    def RegisterRig(self, request: pb.RegisterRigRequest,  # noqa: N802
+                    context: grpc.ServicerContext, call: _Call) -> pb.RigInfo:
+        with self.pool.acquire(context):
+            _check_time(context, "registering the rig")
+            rig = self.rigs.register(request.glb, request.sidecar_json, name=request.name,
+                                     overwrite=request.overwrite)
+        _LOG.info("registered rig %r (%d vertices) request_id=%s", rig.name, rig.num_vertices,
+                  call.request_id, extra={"request_id": call.request_id})
+        return _wire.rig_info(rig, builtin=False, sliders=True)
+
+    @_observed("ListRigs")
+    def ListRigs(self, request: pb.ListRigsRequest,  # noqa: N802
+                 context: grpc.ServicerContext, call: _Call) -> pb.ListRigsResponse:
+        return pb.ListRigsResponse(rigs=[
+            _wire.rig_info(rig, builtin=rig.name == STARTER_RIG,
+                           sliders=request.include_sliders) for rig in self.rigs.rigs()])
+
+    @_observed("FitRig")
+    def FitRig(self, request: pb.FitRigRequest, context: grpc.ServicerContext,  # noqa: N802
+               call: _Call) -> pb.FitRigResponse:
+        st = self.settings
+        size = _wire.rig_texture_size(request, st.default_texture_size)
+        which = request.WhichOneof("face")
+        if not request.rig:
+            raise InvalidInputError("rig is empty; name a rig (\"starter\" or one ListRigs "
+                                    "lists)")
+        if which is None:
+            raise InvalidInputError("no face: send photo (a photo's bytes) or reconstruction "
+                                    "(a Face of an earlier Reconstruct)")
+        rigger = self.rigs.get(request.rig)
+        source = request.source[:200] or "<bytes>"
+        with self.pool.acquire(context) as craft:
+            if which == "photo":
+                _check_time(context, "decoding")
+                photo = _decode(craft, request.photo, source)
+                _check_time(context, "reconstructing")
+                face = craft.reconstruct(photo, all_faces=False)[0]
+                _check_time(context, "fitting the rig")
+                rigged = rigger.fit_result(face, texture_size=size)
+            else:
+                neutral, colors, expr = _wire.face_shape(request.reconstruction,
+                                                         rigger.model.num_vertices)
+                _check_time(context, "fitting the rig")
+                rigged = rigger.fit(neutral, vertex_colors=colors, expression=expr,
+                                    texture_size=size)
+            _check_time(context, "encoding the result")
+            resp = _wire.fit_rig_response(rigged, request_id=call.request_id,
+                                          glb=request.include_glb)
+        if which == "photo":
+            resp.photo.CopyFrom(_wire.photo_info(photo, source))
+            resp.detection.CopyFrom(_wire.detection(face.detection))
+        _check_size(resp, st.max_message_bytes, "response",
+                    "ask for a smaller texture_size or omit_texture, leave out include_glb")
+        call.faces = 1
+        return resp
 
     @_observed("GetModelInfo")
     def GetModelInfo(self, request: pb.GetModelInfoRequest,  # noqa: N802
@@ -530,6 +603,7 @@ class FaceCraftServer:
     Attributes:
         port: the bound gRPC port. metrics_port: the ``/metrics`` port, or None.
         settings, metrics: the server's settings and counters.
+        rigs: the rig store (its ``folder`` is where registered rigs are).
     """
 
     def __init__(self, settings: ServerSettings, pipelines: Sequence[FaceCraft]) -> None:
@@ -547,7 +621,14 @@ class FaceCraftServer:
         interceptors = [TokenAuth(settings.token, self.metrics)] if settings.token else []
         self._server = grpc.server(self._executor, interceptors=interceptors, options=opts,
                                    maximum_concurrent_rpcs=n_conc)
-        self.service = FaceCraftService(self._pool, settings, self.metrics)
+        if settings.rigs_dir is not None:
+            self._rigs_tmp = None
+            rigs_dir = Path(settings.rigs_dir)
+        else:  # the server's own, removed in stop()
+            self._rigs_tmp = tempfile.TemporaryDirectory(prefix="facecraft-serve-rigs-")
+            rigs_dir = Path(self._rigs_tmp.name)
+        self.rigs = RigStore(rigs_dir, self._pool.any.face_model)
+        self.service = FaceCraftService(self._pool, settings, self.metrics, self.rigs)
         add_service(self.service, self._server)
         self.health = health.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self._server)
@@ -601,6 +682,8 @@ class FaceCraftServer:
         if self._metrics_http is not None:
             self._metrics_http.stop()
         self._executor.shutdown(wait=False)
+        if self._rigs_tmp is not None:
+            self._rigs_tmp.cleanup()
 
     def wait(self, timeout_s: float | None = None) -> bool:
         """Block until the server stops (True) or ``timeout_s`` passes (False)."""

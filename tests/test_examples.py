@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
+import os
 import subprocess
 import sys
 from pathlib import Path
 
 import cv2
+import numpy as np
 
 from .conftest import REPO, assets_or_skip
 
@@ -38,3 +41,42 @@ def test_render_fitted_face_bad_input(tmp_path: Path):
                        capture_output=True, text=True, timeout=300)
     assert r.returncode == 1 and "not a readable image" in r.stderr
     assert "Traceback" not in r.stderr
+
+
+def test_rig_side_by_side_writes_photo_reconstruction_and_rigs(tmp_path_factory, tmp_path: Path):
+    from facecraft.sdk.rig import save_rig, starter_rig
+
+    from .sdk._grpc_fixtures import random_package_path
+
+    assets_or_skip("photos", "eos-300w", "image_0010.png")
+    package = random_package_path(tmp_path_factory)  # the default package may not be built
+    glb, _ = save_rig(dataclasses.replace(starter_rig(), name="studio"), tmp_path / "studio.glb",
+                      target_normals=False)
+    out = tmp_path / "side.png"
+    r = subprocess.run([sys.executable, str(REPO / "examples" / "rig_side_by_side.py"),
+                        "-o", str(out), "--package", str(package), "--height", "160",
+                        "--texture-size", "256", "--rig", str(glb)],
+                       capture_output=True, text=True, timeout=300,
+                       env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert r.returncode == 0, r.stderr
+    assert "starter: 31 sliders" in r.stdout and "studio: " in r.stdout
+    img = cv2.imread(str(out))[..., ::-1]
+    # photo | reconstruction | starter | studio: square 160 px panels with 8 px white gaps
+    assert img.shape == (160, 4 * 160 + 3 * 8, 3)
+    photo, over, starter, studio = (img[:, k * 168:k * 168 + 160].astype(int) for k in range(4))
+    assert (np.abs(photo - over).sum(-1) > 30).mean() > 0.2  # the face is drawn over the photo
+    for panel in (starter, studio):
+        drawn = (panel < 250).any(-1)
+        assert 0.3 < drawn.mean() < 0.98 and panel[drawn].std() > 5  # a textured head
+    np.testing.assert_array_equal(starter[40:], studio[40:])  # same rig, same fit (no labels)
+
+
+def test_rig_side_by_side_reports_bad_input(tmp_path: Path):
+    bad = tmp_path / "x.jpg"
+    bad.write_bytes(b"not an image")
+    r = subprocess.run([sys.executable, str(REPO / "examples" / "rig_side_by_side.py"),
+                        str(bad), "--rig", "no-such-rig", "--rigs-dir", str(tmp_path),
+                        "-o", str(tmp_path / "o.png")],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 1 and "no rig 'no-such-rig'" in r.stderr
+    assert "Traceback" not in r.stderr and not (tmp_path / "o.png").exists()

@@ -66,6 +66,35 @@ def test_python_example_writes_files_through_the_server(server, photo_files, tmp
     assert r.returncode == 2 and "UNAVAILABLE" in r.stderr
 
 
+def test_python_example_fits_a_rig_registered_from_a_local_glb(server, photo_files, tmp_path):
+    import dataclasses
+
+    from facecraft.sdk.gltf import read_glb
+    from facecraft.sdk.rig import save_rig, starter_rig
+
+    glb, _ = save_rig(dataclasses.replace(starter_rig(), name="studio"), tmp_path / "studio.glb",
+                      target_normals=False)
+    out = tmp_path / "out"
+    r = subprocess.run([sys.executable, str(REPO / "examples" / "grpc_client.py"),
+                        str(photo_files[0]), "-o", str(out), "--server", server[1],
+                        "--texture-size", "256", "--rig", str(glb)],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert "registered rig 'studio'" in r.stdout
+    for suffix in ("_rig.glb", "_sliders.json", "_rig_texture.png", "_materials.json"):
+        assert (out / f"000002{suffix}").stat().st_size > 0, suffix
+    doc = json.loads((out / "000002_sliders.json").read_text())
+    mesh = read_glb(out / "000002_rig.glb")
+    weights = dict(zip(mesh.target_names, mesh.weights.tolist(), strict=True))
+    for name, value in {**doc["identity"], **doc["expression"]}.items():
+        assert abs(weights[name] - value) < 1e-5, name  # the starter's sliders are its targets
+    r = subprocess.run([sys.executable, str(REPO / "examples" / "grpc_client.py"),
+                        str(photo_files[0]), "-o", str(out), "--server", server[1],
+                        "--texture-size", "256", "--rig", "no-such-rig"],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 1 and "NOT_FOUND" in r.stderr and "Traceback" not in r.stderr
+
+
 def _node_or_skip() -> str:
     node = shutil.which("node")
     if node is None:
