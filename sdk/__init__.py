@@ -10,6 +10,7 @@ from .default_model import load_default_model, resolve_model
 from .detect import DetectorSettings, DetectorUnavailableError, Face, FaceDetector, largest_face
 from .errors import FaceCraftError, InvalidInputError, ModelFileError, ModelFormatError
 from .face_mask import refine_skin_mask, skin_mask_from_landmarks
+from .gltf import GltfMesh, read_glb, write_glb
 from .image_io import DecodedImage, ImageDecodeError, decode_image, read_image
 from .importers import import_model, list_importers
 from .ingest import IngestedFace, IngestedPhoto, IngestSettings, NoFaceError, ingest_photo
@@ -24,6 +25,11 @@ from .pipeline import FaceCraft, FaceResult, PipelineSettings
 from .pose_fit import PoseFit, fit_weak_perspective
 from .rasterizer import Fragments, RasterSettings, interpolate, rasterize
 from .renderer import MeshRenderer, RenderOutput, RenderSettings, composite, render_mesh
+from .rig import Rig, load_rig, starter_rig
+from .rig_create import FaceRigger, RiggedFace
+from .rig_fit import RigFit, RigFitter
+from .rig_materials import MaterialParams, estimate_materials
+from .rig_registry import import_rig, list_rigs, resolve_rig
 from .runtime import RuntimeSettings, select_providers
 from .sampling import region_mask, sample_image, sample_vertex_colors, vertex_visibility
 from .starter import build_starter_model
@@ -105,4 +111,19 @@ __all__ = [
     "load_package",
     "RuntimeSettings",
     "select_providers",
+    "GltfMesh",
+    "read_glb",
+    "write_glb",
+    "Rig",
+    "load_rig",
+    "starter_rig",
+    "FaceRigger",
+    "RiggedFace",
+    "RigFit",
+    "RigFitter",
+    "MaterialParams",
+    "estimate_materials",
+    "import_rig",
+    "list_rigs",
+    "resolve_rig",
 ]
