@@ -40,7 +40,8 @@ def _cmd_train_regressor(args: argparse.Namespace) -> int:
     # An entry point may configure the process: seed the global RNGs too, for any code that
     # draws from them (the trainer itself uses its own seeded generators).
     torch.manual_seed(config.seed)
-    result = train_regressor(config, resume=not args.no_resume, progress=not args.quiet)
+    result = train_regressor(config, resume=not args.no_resume, progress=not args.quiet,
+                             stop_after=args.stop_after)
     if int(os.environ.get("RANK", "0")) == 0:
         val = result.metrics.get("val", {})
         summary = {"out_dir": str(result.out_dir), "checkpoint": str(result.checkpoint),
@@ -89,6 +90,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--steps", type=int, metavar="N", help="total steps (overrides steps)")
     p.add_argument("--no-resume", action="store_true",
                    help="start over even if OUT/checkpoints holds a run")
+    p.add_argument("--stop-after", type=int, metavar="STEP",
+                   help="stop (checkpointing) at this step; a later call resumes bit for bit")
     p.add_argument("--device", choices=("cpu", "cuda"), help="overrides device")
     p.add_argument("--json", action="store_true", help="print the summary as one JSON line")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
