@@ -239,3 +239,28 @@ def test_albedo_model_from_photos(starter, photos, tmp_path, capsys):
                  str(out), "--components", "2", "-q", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["faces_used"] >= 4
     assert load_model(out).albedo_basis.shape == (2, v, 3)
+
+
+@pytest.mark.slow
+def test_torchrun_two_processes(regressor_ckpt, photos, tmp_path):
+    import os
+    import shutil
+    import subprocess
+
+    torchrun = shutil.which("torchrun")
+    if torchrun is None:
+        pytest.skip("torchrun is not installed")
+    cfg = _config(regressor_ckpt, photos, tmp_path / "ddp", steps=3, batch_size=1)
+    path = tmp_path / "ddp.json"
+    path.write_text(json.dumps(cfg.to_json()))
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
+    p = subprocess.run([torchrun, "--standalone", "--nproc_per_node", "2", "-m",
+                        "facecraft.sdk.cli", "train", "texture", "--config", str(path),
+                        "--json", "-q"], cwd=tmp_path, capture_output=True, text=True,
+                       timeout=300, env=env)
+    assert p.returncode == 0, p.stderr[-3000:]
+    summaries = [json.loads(line) for line in p.stdout.splitlines() if line.startswith("{")]
+    assert len(summaries) == 1 and summaries[0]["run"]["step"] == 3  # only rank 0 reports
+    metrics = json.loads((tmp_path / "ddp" / "metrics.json").read_text())
+    assert metrics["world_size"] == 2
+    load_texture_nets(tmp_path / "ddp" / "checkpoints" / "texture.safetensors")
