@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from .errors import FaceCraftError, InvalidInputError, ModelFormatError
+from .tensor_file import ordinary_file_mode
 
 __all__ = ["PlyMesh", "write_obj", "write_ply", "read_ply", "write_png", "read_png"]
 
@@ -88,23 +89,6 @@ def _format_rows(fmt: str, a: np.ndarray) -> str:
     return (fmt * len(a)) % tuple(a.ravel().tolist())
 
 
-def _ordinary_mode() -> int:
-    """0o666 minus the process umask: the mode ``open()`` would have given a new file.
-
-    The umask is read from ``/proc/self/status`` (Linux) rather than set and restored, which
-    would race with other threads; elsewhere the common 0o022 is assumed."""
-    mask = 0o022
-    try:
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith("Umask:"):
-                    mask = int(line.split()[1], 8)
-                    break
-    except (OSError, ValueError):
-        pass
-    return 0o666 & ~mask
-
-
 def _atomic_write(path: Path, data: bytes) -> None:
     """Write ``data`` to ``path`` through a temporary file in the same folder + os.replace."""
     tmp = None
@@ -112,7 +96,7 @@ def _atomic_write(path: Path, data: bytes) -> None:
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
         with os.fdopen(fd, "wb") as f:
             f.write(data)
-        os.chmod(tmp, _ordinary_mode())  # mkstemp makes it private; outputs are ordinary
+        os.chmod(tmp, ordinary_file_mode())  # mkstemp makes it private; outputs are ordinary
         os.replace(tmp, path)
         tmp = None
     except OSError as e:

@@ -16,7 +16,7 @@ from typing import Any
 
 from .errors import ModelFileError
 
-__all__ = ["write_tensor_file", "open_tensor_file"]
+__all__ = ["write_tensor_file", "open_tensor_file", "ordinary_file_mode"]
 
 
 def write_tensor_file(tensors: dict[str, Any], path: str | Path, header: dict[str, str], *,
@@ -45,7 +45,7 @@ def write_tensor_file(tensors: dict[str, Any], path: str | Path, header: dict[st
     os.close(fd)
     try:
         save_file(tensors, tmp, metadata=header)
-        os.chmod(tmp, _ordinary_mode())  # mkstemp makes it private; model files are shared
+        os.chmod(tmp, ordinary_file_mode())  # mkstemp makes it private; model files are shared
         os.replace(tmp, path)
     except OSError as e:
         Path(tmp).unlink(missing_ok=True)
@@ -94,7 +94,7 @@ def open_tensor_file(path: str | Path, *, fmt: str, schema_version: int, what: s
     return header, handle
 
 
-def _ordinary_mode() -> int:
+def ordinary_file_mode() -> int:
     """0o666 minus the process umask: the mode ``open()`` would have given a new file.
 
     The umask is read from ``/proc/self/status`` (Linux) rather than set and restored, which
