@@ -7,7 +7,7 @@ or ``{"lm68_xy": [...]}``. With no arguments it uses the 300-W photo and its man
 ``../shared/assets`` (when present). Writes one PNG: the photo crop | the lit model composited
 over it | the lit model alone. The pose comes from a weak-perspective landmark fit, the lighting
 from a least-squares SH fit of the model's albedo to the photo's colours at visible vertices:
-no learned network is involved yet (those arrive with the regressor and GCN stages).
+no learned network is involved (`facecraft create` runs the learned pipeline).
 """
 
 from __future__ import annotations
