@@ -6,6 +6,7 @@ The public surface of the face-model layer is re-exported here; import from
 
 from .align import AlignedFace, align_face, five_from_68
 from .cameras import PerspectiveCamera, Pose, WeakPerspectiveCamera
+from .coeff_layout import CoeffLayout
 from .default_model import load_default_model, resolve_model
 from .detect import DetectorSettings, DetectorUnavailableError, Face, FaceDetector, largest_face
 from .errors import FaceCraftError, InvalidInputError, ModelFileError, ModelFormatError
@@ -104,6 +105,7 @@ __all__ = [
     "IngestedFace",
     "IngestedPhoto",
     "NoFaceError",
+    "CoeffLayout",
     "FaceCraft",
     "FaceResult",
     "PipelineSettings",

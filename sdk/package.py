@@ -64,7 +64,8 @@ from typing import Any
 
 import numpy as np
 
-from .errors import ModelFileError
+from .coeff_layout import CoeffLayout
+from .errors import InvalidInputError, ModelFileError
 from .morphable_model import MorphableModel
 
 __all__ = [
@@ -78,7 +79,6 @@ __all__ = [
     "ModelEntry",
     "FaceModelRef",
     "InputNormalisation",
-    "CoefficientLayout",
     "ModelPackage",
     "default_package_path",
     "read_manifest",
@@ -112,7 +112,6 @@ REFINER_INPUTS: dict[str, str] = {
 #: ``2 c - 1`` (the texture nets' convention); the manifest entry's ``output_encoding``.
 REFINER_ENCODINGS = ("albedo", "signed")
 _COEFF_ORDER = ("identity", "expression", "albedo", "angles", "lighting", "translation")
-_FIXED_BLOCKS = {"angles": 3, "lighting": 27, "translation": 3}
 _BUILTIN_FACE_MODELS = ("starter",)
 
 
@@ -198,45 +197,6 @@ class InputNormalisation:
 
 
 @dataclass(frozen=True)
-class CoefficientLayout:
-    """How the regressor's output vector splits (the manifest's ``coeff_layout``).
-
-    Same sizes and order as :class:`facecraft.training.regressor.CoeffLayout`: identity (Ki) |
-    expression (Ke) | albedo (Ka) | angles (3, radians) | lighting (27) | translation (3, m).
-    """
-
-    num_identity: int
-    num_expression: int
-    num_albedo: int
-
-    @property
-    def sizes(self) -> dict[str, int]:
-        """Block sizes in vector order."""
-        return {"identity": self.num_identity, "expression": self.num_expression,
-                "albedo": self.num_albedo, **_FIXED_BLOCKS}
-
-    @property
-    def size(self) -> int:
-        """Length of the whole vector."""
-        return sum(self.sizes.values())
-
-    def slices(self) -> dict[str, slice]:
-        """Each block's slice of the vector, in order."""
-        out, start = {}, 0
-        for name, n in self.sizes.items():
-            out[name] = slice(start, start + n)
-            start += n
-        return out
-
-    def split(self, vectors: np.ndarray) -> dict[str, np.ndarray]:
-        """(B, size) -> block name -> (B, n) views."""
-        v = np.asarray(vectors)
-        if v.ndim != 2 or v.shape[1] != self.size:
-            raise ModelFileError(f"expected coefficient vectors (B, {self.size}), got {v.shape}")
-        return {name: v[:, s] for name, s in self.slices().items()}
-
-
-@dataclass(frozen=True)
 class ModelEntry:
     """One ONNX graph of a package.
 
@@ -305,7 +265,7 @@ class ModelPackage:
         face_model: the face model itself, loaded and checked against the reference.
         models: role -> :class:`ModelEntry`.
         input_spec: the regressor's :class:`InputNormalisation`.
-        coeff_layout: the regressor's :class:`CoefficientLayout`.
+        coeff_layout: the regressor's :class:`CoeffLayout`.
         translation_offset: (3,) metres already added to the translation block by the graph.
     """
 
@@ -317,7 +277,7 @@ class ModelPackage:
     face_model: MorphableModel
     models: dict[str, ModelEntry]
     input_spec: InputNormalisation
-    coeff_layout: CoefficientLayout
+    coeff_layout: CoeffLayout
     translation_offset: tuple[float, float, float]
 
     @property
@@ -433,7 +393,7 @@ def _entry(folder: Path, role: str, d: Any, verify: bool) -> ModelEntry:
 
 
 def _regressor_specs(folder: Path, entry: ModelEntry
-                     ) -> tuple[InputNormalisation, CoefficientLayout, tuple[float, float, float]]:
+                     ) -> tuple[InputNormalisation, CoeffLayout, tuple[float, float, float]]:
     where = f"{folder / MANIFEST_NAME} models.regressor"
     d = entry.meta
     try:
@@ -443,11 +403,11 @@ def _regressor_specs(folder: Path, entry: ModelEntry
                                   std=tuple(float(x) for x in spec["std"]),
                                   colour_order=str(spec.get("colour_order", "RGB")))
         lay = d["coeff_layout"]
-        layout = CoefficientLayout(num_identity=int(lay["num_identity"]),
+        layout = CoeffLayout(num_identity=int(lay["num_identity"]),
                                    num_expression=int(lay["num_expression"]),
                                    num_albedo=int(lay["num_albedo"]))
         offset = tuple(float(x) for x in d.get("translation_offset", (0.0, 0.0, 0.0)))
-    except (KeyError, TypeError, ValueError) as e:
+    except (KeyError, TypeError, ValueError, InvalidInputError) as e:
         raise ModelFileError(f"{where}: malformed input_spec / coeff_layout "
                              f"({type(e).__name__}: {e})") from None
     if len(norm.mean) != 3 or len(norm.std) != 3 or len(offset) != 3:
@@ -455,8 +415,6 @@ def _regressor_specs(folder: Path, entry: ModelEntry
     if norm.colour_order != "RGB":
         raise ModelFileError(f"{where}: colour_order {norm.colour_order!r} is not supported "
                              "(only 'RGB')")
-    if min(layout.num_identity, layout.num_expression, layout.num_albedo) < 0:
-        raise ModelFileError(f"{where}: coeff_layout sizes must be >= 0, got {layout.sizes}")
     x = entry.inputs[0]
     s = norm.crop_size
     _need(len(entry.inputs) == 1 and len(x.shape) == 4 and list(x.shape[1:]) == [3, s, s],

@@ -53,6 +53,7 @@ import torch
 
 from .align import AlignedFace, align_face
 from .cameras import PerspectiveCamera, Pose
+from .coeff_layout import CoeffLayout
 from .detect import DetectorSettings, FaceDetector
 from .errors import FaceCraftError, InvalidInputError
 from .image_io import DecodedImage, decode_image
@@ -60,7 +61,7 @@ from .ingest import NoFaceError
 from .lighting import sh_irradiance
 from .mesh import vertex_normals
 from .morphable_model import MorphableModel
-from .package import CoefficientLayout, ModelPackage, load_package
+from .package import ModelPackage, load_package
 from .rasterizer import RasterSettings, rasterize
 from .runtime import OrtModel, RuntimeSettings
 from .sampling import sample_image, vertex_visibility
@@ -414,7 +415,7 @@ class FaceCraft:
         self.runtime = runtime or RuntimeSettings(
             providers=tuple(providers) if providers is not None else None, threads=threads)
         self.face_model: MorphableModel = self.package.face_model
-        self.layout: CoefficientLayout = self.package.coeff_layout
+        self.layout: CoeffLayout = self.package.coeff_layout
         self.crop_size = self.package.input_spec.crop_size
         self.regressor = OrtModel(self.package.regressor, self.runtime)
         refiner = self.package.refiner

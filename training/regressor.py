@@ -47,9 +47,11 @@ import torch
 from torch import nn
 
 from facecraft.sdk.cameras import PAPER_IMAGE_SIZE, Pose
+from facecraft.sdk.coeff_layout import NUM_ANGLES as _NUM_ANGLES
+from facecraft.sdk.coeff_layout import NUM_TRANSLATION as _NUM_TRANSLATION
+from facecraft.sdk.coeff_layout import CoeffLayout
 from facecraft.sdk.errors import InvalidInputError, ModelFileError
 from facecraft.sdk.lighting import SH_NUM_COEFFS, SHLighting
-from facecraft.sdk.morphable_model import MorphableModel
 from facecraft.sdk.tensor_file import open_tensor_file, write_tensor_file
 from facecraft.training.backbones import get_backbone
 
@@ -71,8 +73,6 @@ CHECKPOINT_FORMAT = "facecraft.coeff_regressor"
 #: Schema version written; newer files are refused, older ones migrated by named functions.
 CHECKPOINT_SCHEMA_VERSION = 1
 
-_NUM_ANGLES = 3
-_NUM_TRANSLATION = 3
 _FIELDS = ("identity", "expression", "albedo", "angles", "lighting", "translation")
 
 
@@ -83,82 +83,6 @@ def _int_field(name: str, v: object, *, minimum: int = 0) -> int:
 
 
 # ---------------------------------------------------------------------------------- layout
-@dataclass(frozen=True)
-class CoeffLayout:
-    """How the regressor's coefficient vector is split (Deng et al.'s order).
-
-    Attributes:
-        num_identity: identity coefficients Ki (80 for Deng et al.'s BFM).
-        num_expression: expression coefficients Ke (64).
-        num_albedo: albedo coefficients Ka (80); 0 for a shape-only model.
-
-    The pose (3 Euler angles, radians), lighting (27 SH coefficients) and translation (3, metres)
-    blocks have fixed sizes: :attr:`num_angles`, :attr:`num_lighting`, :attr:`num_translation`.
-    """
-
-    num_identity: int
-    num_expression: int
-    num_albedo: int
-
-    num_angles = _NUM_ANGLES
-    num_lighting = SH_NUM_COEFFS
-    num_translation = _NUM_TRANSLATION
-
-    def __post_init__(self) -> None:
-        for f in ("num_identity", "num_expression", "num_albedo"):
-            _int_field(f, getattr(self, f))
-
-    @property
-    def sizes(self) -> dict[str, int]:
-        """Block sizes in vector order: identity, expression, albedo, angles, lighting, translation.
-        """
-        return {"identity": self.num_identity, "expression": self.num_expression,
-                "albedo": self.num_albedo, "angles": self.num_angles,
-                "lighting": self.num_lighting, "translation": self.num_translation}
-
-    @property
-    def size(self) -> int:
-        """Length of the whole coefficient vector."""
-        return sum(self.sizes.values())
-
-    def slices(self) -> dict[str, slice]:
-        """Each block's slice of the vector, in order; together they cover ``[0, size)`` exactly.
-        """
-        out, start = {}, 0
-        for name, n in self.sizes.items():
-            out[name] = slice(start, start + n)
-            start += n
-        return out
-
-    @classmethod
-    def from_model(cls, model: MorphableModel, *, max_identity: int | None = None,
-                   max_expression: int | None = None,
-                   max_albedo: int | None = None) -> CoeffLayout:
-        """The layout for ``model``, optionally keeping only its leading modes.
-
-        Args:
-            model: the face model the coefficients decode with.
-            max_identity: keep at most this many identity modes (``None``: all).
-            max_expression: keep at most this many expression modes (``None``: all).
-            max_albedo: keep at most this many albedo modes (``None``: all; 0 without albedo).
-        """
-        def cap(n: int, m: int | None, name: str) -> int:
-            return n if m is None else min(n, _int_field(name, m))
-
-        return cls(num_identity=cap(model.num_identity, max_identity, "max_identity"),
-                   num_expression=cap(model.num_expression, max_expression, "max_expression"),
-                   num_albedo=cap(model.num_albedo, max_albedo, "max_albedo"))
-
-    def to_dict(self) -> dict[str, int]:
-        """A JSON-able dict (the three free sizes); :meth:`from_dict` reads it back."""
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> CoeffLayout:
-        """Inverse of :meth:`to_dict`; unknown or missing keys raise :class:`InvalidInputError`."""
-        return cls(**_exact_keys(cls, d))
-
-
 def _exact_keys(cls: type, d: Mapping[str, Any]) -> dict[str, Any]:
     names = {f.name for f in dataclasses.fields(cls)}
     if not isinstance(d, Mapping):
