@@ -163,15 +163,14 @@ def evaluate_texture(runs: Mapping[str, str | Path], *, photo_data: str | Path |
         batch = _stack(photos, ids[start:start + batch_size], device)
         stage = texture_stage(regressor, layer, camera, batch["image"], batch["skin_mask"],
                               recognizer=rec, identity_feature=False)
-        base_feature = regressor.forward_features(batch["image"])
-        target = rec(batch["image"]) if rec is not None else None
+        target = stage.identity
         renders = {COARSE_ROW: torch.where(stage.coarse_render.mask[..., None],
                                            stage.coarse_render.image, stage.photo)}
         unlit = None
         for name, (net, meta) in nets.items():
-            feat = base_feature
+            feat = stage.backbone_feature
             if meta.get("identity_feature"):
-                feat = torch.cat([feat, rec(batch["image"])], dim=1)
+                feat = torch.cat([feat, stage.identity], dim=1)
             fine = net(feat, stage.refiner_input).fine
             renders[name] = _render(stage, layer, camera, fine).image
             unlit = render_mesh(stage.verts, layer.triangles, fine, camera=camera,

@@ -297,6 +297,16 @@ class CoeffRegressor(nn.Module):
         """The raw coefficient vector (translation offset included), (B, layout.size) float."""
         return self.head(self.forward_features(images)) + self._out_offset
 
+    def forward_with_features(self, images: torch.Tensor) -> tuple[Coeffs3DMM, torch.Tensor]:
+        """Coefficients and the pooled features they come from, in one backbone pass.
+
+        Returns:
+            ``(coeffs, features)``: :class:`Coeffs3DMM` and (B, backbone.out_features) float.
+        """
+        features = self.forward_features(images)
+        return (Coeffs3DMM.from_vector(self.head(features) + self._out_offset, self.layout),
+                features)
+
     def forward(self, images: torch.Tensor) -> Coeffs3DMM:
         """Regress coefficients.
 

@@ -875,6 +875,32 @@ class _VectorNet(nn.Module):
         return self.regressor.forward_vector(images)
 
 
+class _LossWindow:
+    """Averages of the logged loss terms over the steps since the last log entry."""
+
+    def __init__(self) -> None:
+        self.sums: dict[str, float] = {}
+        self.count = 0
+
+    def add(self, log: Mapping[str, Any]) -> None:
+        """One step's terms (tensors or floats)."""
+        for k, v in log.items():
+            self.sums[k] = self.sums.get(k, 0.0) + float(v)
+        self.count += 1
+
+    def flush(self, step: int, lr: float, writer: Any | None) -> dict[str, float]:
+        """The history entry ``{step, lr, term averages}``; written to TensorBoard when a
+        ``writer`` is given (rank 0). Starts a new window."""
+        entry = {"step": step, "lr": lr,
+                 **{k: v / max(self.count, 1) for k, v in self.sums.items()}}
+        self.sums, self.count = {}, 0
+        if writer is not None:
+            for k, v in entry.items():
+                if k != "step":
+                    writer.add_scalar(f"loss/{k}" if k != "lr" else "lr", v, step)
+        return entry
+
+
 def _config_mismatch(saved: Mapping[str, Any], now: Mapping[str, Any]) -> list[str]:
     # a key a run saved before the field existed counts as that field's default
     defaults = {f.name: f.default for f in dataclasses.fields(RegressorTrainConfig)
@@ -1049,8 +1075,7 @@ def train_regressor(config: RegressorTrainConfig, *, resume: bool = True,
               if photo_faces is not None else None)
     batches = (_batches(data, start, stop, config.num_workers) if synthetic_on
                else iter([None] * (stop - start)))
-    window: dict[str, float] = {}
-    window_n = 0
+    window = _LossWindow()
     step = start
     try:
         for batch in batches:
@@ -1085,20 +1110,12 @@ def train_regressor(config: RegressorTrainConfig, *, resume: bool = True,
                 torch.nn.utils.clip_grad_norm_(regressor.parameters(), config.grad_clip)
             optimizer.step()
             step += 1
-            for k, v in log.items():
-                window[k] = window.get(k, 0.0) + float(v)
-            window_n += 1
+            window.add(log)
             if bar is not None:
                 bar.update(1)
                 bar.set_postfix(loss=f"{float(log['total']):.4g}", refresh=False)
             if step % config.log_every == 0 or step == stop:
-                entry = {"step": step, "lr": lr, **{k: v / window_n for k, v in window.items()}}
-                history.append(entry)
-                window, window_n = {}, 0
-                if main:
-                    for k, v in entry.items():
-                        if k != "step":
-                            writer.add_scalar(f"loss/{k}" if k != "lr" else "lr", v, step)
+                history.append(window.flush(step, lr, writer if main else None))
             if not main:
                 continue
             if config.val_every and step % config.val_every == 0 and val_faces is not None \

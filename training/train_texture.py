@@ -64,7 +64,7 @@ from .losses import (
 )
 from .regressor import CoeffRegressor, Coeffs3DMM, load_regressor
 from .texture_nets import FineTextureNet, PatchDiscriminator, TextureNetConfig
-from .train_regressor import _distributed, _loss_curve, _to_u8, _write_png
+from .train_regressor import _distributed, _loss_curve, _LossWindow, _to_u8, _write_png
 
 __all__ = [
     "TextureTrainConfig",
@@ -299,6 +299,9 @@ class TextureStage:
     Attributes:
         coeffs: the regressor's coefficients.
         feature: (B, F) float, the decoder's input (backbone feature [+ identity embedding]).
+        backbone_feature: (B, Fb) float, the regressor backbone's pooled feature alone.
+        identity: (B, D) float, the recognizer's embedding of the photo (None without one):
+            the target of L_id.
         verts: (B, V, 3) float, metres, the model-frame shape.
         coarse: (B, V, 3) float in [0, 1], the coarse 3DMM albedo T.
         refiner_input: (B, V, 7) float: coarse albedo, photo colour at the projected vertex
@@ -310,19 +313,14 @@ class TextureStage:
 
     coeffs: Coeffs3DMM
     feature: torch.Tensor
+    backbone_feature: torch.Tensor
+    identity: torch.Tensor | None
     verts: torch.Tensor
     coarse: torch.Tensor
     refiner_input: torch.Tensor
     coarse_render: RenderOutput
     photo: torch.Tensor
     face_mask: torch.Tensor
-
-
-def _chips(recognizer: nn.Module | None, images: torch.Tensor) -> torch.Tensor | None:
-    """(B, D) identity embeddings of (B, 3, H, W) [0, 1] images, or None."""
-    if recognizer is None:
-        return None
-    return recognizer(images)
 
 
 @torch.no_grad()
@@ -338,13 +336,14 @@ def texture_stage(regressor: CoeffRegressor, layer, camera: PerspectiveCamera,
         camera: the crop's camera (``PerspectiveCamera.paper(S)``).
         images: (B, 3, S, S) float RGB in [0, 1].
         skin: (B, 1, S, S) or (B, S, S) float/bool skin mask.
-        recognizer: the identity network (its embedding joins the feature when
-            ``identity_feature``).
+        recognizer: the identity network: its embedding of the photo is kept (the L_id target)
+            and joins the feature when ``identity_feature``.
     """
-    coeffs = regressor(images)
-    feature = regressor.forward_features(images)
-    if identity_feature and recognizer is not None:
-        feature = torch.cat([feature, _chips(recognizer, images)], dim=1)
+    coeffs, backbone_feature = regressor.forward_with_features(images)
+    identity = recognizer(images) if recognizer is not None else None
+    feature = backbone_feature
+    if identity_feature and identity is not None:
+        feature = torch.cat([backbone_feature, identity], dim=1)
     verts = layer(coeffs.identity, coeffs.expression)
     coarse = layer.albedo(coeffs.albedo).clamp(0.0, 1.0)
     photo = images.permute(0, 2, 3, 1)
@@ -353,7 +352,8 @@ def texture_stage(regressor: CoeffRegressor, layer, camera: PerspectiveCamera,
     sampled = sample_vertex_colors(images, out.screen_verts, out.visibility)
     refiner_input = torch.cat([coarse, sampled], dim=-1)
     skin = skin.reshape(out.mask.shape) > 0.5
-    return TextureStage(coeffs=coeffs, feature=feature, verts=verts, coarse=coarse,
+    return TextureStage(coeffs=coeffs, feature=feature, backbone_feature=backbone_feature,
+                        identity=identity, verts=verts, coarse=coarse,
                         refiner_input=refiner_input, coarse_render=out, photo=photo,
                         face_mask=out.mask & skin)
 
@@ -493,7 +493,7 @@ def _scaled_weights(config: TextureTrainConfig, step: int) -> LossWeights:
 def generator_terms(stage: TextureStage, fine: torch.Tensor, layer, camera,
                     weights: LossWeights, *, recognizer: nn.Module | None = None,
                     critic: nn.Module | None = None, mirror: torch.Tensor | None = None,
-                    skin_ids: torch.Tensor | None = None
+                    skin_ids: torch.Tensor | None = None, render: RenderOutput | None = None
                     ) -> tuple[dict[str, torch.Tensor], RenderOutput]:
     """The generator's unweighted loss terms for the fine albedo ``fine``.
 
@@ -505,19 +505,22 @@ def generator_terms(stage: TextureStage, fine: torch.Tensor, layer, camera,
         recognizer: for ``identity``. critic: for ``adversarial``.
         mirror: (V,) int64 mirror ids for ``symmetry``. skin_ids: skin vertex ids for
             ``albedo_variance``.
+        render: ``fine`` already rendered over the photo (``_render``), to reuse.
 
     Returns:
         ``(terms, render)``: the terms and the fine render composited over the photo.
     """
     on = set(weights.active())
-    out = _render(stage, layer, camera, fine)
+    out = render if render is not None else _render(stage, layer, camera, fine)
     terms: dict[str, torch.Tensor] = {}
     if "photometric" in on:
         terms["photometric"] = photometric_loss(out.image, stage.photo, stage.face_mask)
     over = out.image.permute(0, 3, 1, 2)
     if "identity" in on and recognizer is not None:
-        with torch.no_grad():
-            target = recognizer(stage.photo.permute(0, 3, 1, 2))
+        target = stage.identity
+        if target is None:
+            with torch.no_grad():
+                target = recognizer(stage.photo.permute(0, 3, 1, 2))
         terms["identity"] = identity_loss(recognizer(over), target)
     if "adversarial" in on and critic is not None:
         terms["adversarial"] = wgan_generator_loss(critic(over))
@@ -699,8 +702,7 @@ def train_texture(config: TextureTrainConfig, *, resume: bool = True, progress: 
 
         bar = tqdm(total=stop - start, desc="train texture", unit="step", file=sys.stderr,
                    dynamic_ncols=True)
-    window: dict[str, float] = {}
-    window_n = 0
+    window = _LossWindow()
     step = start
     net.train()
     gp_gen = torch.Generator(device="cpu")
@@ -716,14 +718,13 @@ def train_texture(config: TextureTrainConfig, *, resume: bool = True, progress: 
                 g["lr"] = config.lr * decay
             weights = _scaled_weights(config, step)
             log_extra: dict[str, float] = {}
+            fine = gen(stage.feature, stage.refiner_input).fine
+            render = _render(stage, layer, camera, fine)  # reused by the critic steps
             if critic is not None and weights.adversarial:
                 for g in critic_opt.param_groups:
                     g["lr"] = config.critic_lr * decay
-                with torch.no_grad():
-                    fake = _render(stage, layer, camera,
-                                   net(stage.feature, stage.refiner_input).fine).image
                 real = stage.photo.permute(0, 3, 1, 2)
-                fake = fake.permute(0, 3, 1, 2)
+                fake = render.image.detach().permute(0, 3, 1, 2)
                 gp_gen.manual_seed(config.seed * 1_000_003 + step)
                 for _ in range(config.critic_steps):
                     gp = wgan_gp_gradient_penalty(critic, real, fake, generator=gp_gen)
@@ -736,10 +737,9 @@ def train_texture(config: TextureTrainConfig, *, resume: bool = True, progress: 
                 log_extra["gradient_penalty"] = float(gp.detach())
                 for p in critic.parameters():
                     p.requires_grad_(False)
-            fine = gen(stage.feature, stage.refiner_input).fine
             terms, _ = generator_terms(stage, fine, layer, camera, weights,
                                        recognizer=recognizer, critic=critic, mirror=mirror,
-                                       skin_ids=skin_ids)
+                                       skin_ids=skin_ids, render=render)
             if critic is not None:
                 for p in critic.parameters():
                     p.requires_grad_(True)
@@ -753,21 +753,12 @@ def train_texture(config: TextureTrainConfig, *, resume: bool = True, progress: 
                 torch.nn.utils.clip_grad_norm_(net.parameters(), config.grad_clip)
             opt.step()
             step += 1
-            for k, v in {**{k: float(v) for k, v in log.items()}, **log_extra}.items():
-                window[k] = window.get(k, 0.0) + v
-            window_n += 1
+            window.add({**log, **log_extra})
             if bar is not None:
                 bar.update(1)
                 bar.set_postfix(loss=f"{float(log['total']):.4g}", refresh=False)
             if step % config.log_every == 0 or step == stop:
-                entry = {"step": step, "lr": config.lr * decay,
-                         **{k: v / window_n for k, v in window.items()}}
-                history.append(entry)
-                window, window_n = {}, 0
-                if main:
-                    for k, v in entry.items():
-                        if k != "step":
-                            writer.add_scalar(f"loss/{k}" if k != "lr" else "lr", v, step)
+                history.append(window.flush(step, config.lr * decay, writer if main else None))
             if not main:
                 continue
             if config.snapshot_every and step % config.snapshot_every == 0 and step != stop:
