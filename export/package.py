@@ -25,6 +25,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from facecraft.sdk.atomic_file import write_atomic
 from facecraft.sdk.errors import FaceCraftError, InvalidInputError, ModelFileError
 from facecraft.sdk.morphable_model import MorphableModel
 from facecraft.sdk.package import (
@@ -109,16 +110,7 @@ def _now() -> str:
 
 
 def _write_json(path: Path, obj: Any) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(obj, f, indent=2, sort_keys=False)
-            f.write("\n")
-        os.chmod(tmp, 0o644)  # mkstemp makes it private; packages are shipped and shared
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_atomic(path, json.dumps(obj, indent=2, sort_keys=False) + "\n")
 
 
 def _install(staging: Path, out: Path, overwrite: bool) -> None:

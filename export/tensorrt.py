@@ -25,13 +25,12 @@ exit status 69 (``EX_UNAVAILABLE``).
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from facecraft.sdk.atomic_file import write_atomic
 from facecraft.sdk.errors import FaceCraftError, InvalidInputError
 from facecraft.sdk.package import ModelEntry, ModelPackage, load_package
 from facecraft.sdk.runtime import EngineCacheKey, cuda_device_name, engine_cache_key
@@ -137,19 +136,6 @@ def _cuda_version() -> str:
         return "unknown"
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def build_engine(entry: ModelEntry, settings: TensorRTSettings = TensorRTSettings()
                  ) -> EngineBuild:
     """Build (or reuse) the engine of one package model.
@@ -215,14 +201,14 @@ def build_engine(entry: ModelEntry, settings: TensorRTSettings = TensorRTSetting
     if serialized is None:
         raise FaceCraftError(f"{entry.path}: TensorRT could not build an engine (see the "
                              "TensorRT log above)")
-    _atomic_write(out, bytes(serialized))
+    write_atomic(out, bytes(serialized), make_parents=True)
     seconds = time.perf_counter() - t0
     meta = {"key": asdict(key), "role": entry.role, "onnx_file": entry.path.name,
             "onnx_sha256": entry.sha256, "precision": key.precision,
             "tensorrt_version": version, "cuda_version": _cuda_version(), "device": device,
             "profile": profile, "workspace_bytes": settings.workspace_bytes,
             "build_seconds": round(seconds, 2), "engine_bytes": out.stat().st_size}
-    _atomic_write(meta_path, (json.dumps(meta, indent=2) + "\n").encode())
+    write_atomic(meta_path, json.dumps(meta, indent=2) + "\n", make_parents=True)
     return EngineBuild(entry.role, out, key, False, seconds, meta)
 
 

@@ -29,9 +29,7 @@ reporting them in the returned :class:`CreateReport`.
 from __future__ import annotations
 
 import json
-import os
 import sys
-import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,6 +38,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from .atomic_file import write_atomic
 from .errors import FaceCraftError
 from .mesh_io import write_obj, write_png
 from .rasterizer import RasterSettings, interpolate, rasterize
@@ -81,18 +80,6 @@ class CreateReport:
         return sum(len(v) for v in self.written.values())
 
 
-def _atomic_text(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.chmod(tmp, 0o644)  # mkstemp makes it private; outputs are ordinary files
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def _write_obj_with_material(path: Path, verts: np.ndarray, normals: np.ndarray, result: Any,
                              mtl_name: str | None) -> None:
     """:func:`write_obj` plus ``mtllib`` / ``usemtl`` lines naming an existing MTL."""
@@ -102,7 +89,7 @@ def _write_obj_with_material(path: Path, verts: np.ndarray, normals: np.ndarray,
         return
     text = path.read_text()
     head, _, body = text.partition("\n")
-    _atomic_text(path, f"{head}\nmtllib {mtl_name}\nusemtl {_MATERIAL}\n{body}")
+    write_atomic(path, f"{head}\nmtllib {mtl_name}\nusemtl {_MATERIAL}\n{body}")
 
 
 def render_overlay(photo_rgb: np.ndarray, result: Any, *, alpha: float = 1.0) -> np.ndarray:
@@ -157,10 +144,10 @@ def write_face_outputs(result: Any, out_dir: str | Path, name: str, *, package: 
     tex = out / f"{name}_texture.png" if result.texture is not None else None
     if tex is not None:
         write_png(tex, result.texture)
-        _atomic_text(mtl, f"# FaceCraft material\nnewmtl {_MATERIAL}\nKa 0 0 0\nKd 1 1 1\n"
+        write_atomic(mtl, f"# FaceCraft material\nnewmtl {_MATERIAL}\nKa 0 0 0\nKd 1 1 1\n"
                           f"Ks 0 0 0\nNs 1\nd 1\nillum 1\nmap_Kd {tex.name}\n")
     else:
-        _atomic_text(mtl, f"# FaceCraft material\nnewmtl {_MATERIAL}\nKd 0.8 0.8 0.8\n")
+        write_atomic(mtl, f"# FaceCraft material\nnewmtl {_MATERIAL}\nKd 0.8 0.8 0.8\n")
     _write_obj_with_material(obj, result.vertices, result.normals, result, mtl.name)
     from .mesh import vertex_normals_np
 
@@ -170,7 +157,7 @@ def write_face_outputs(result: Any, out_dir: str | Path, name: str, *, package: 
                              result, mtl.name)
     coeffs = out / f"{name}_coeffs.json"
     record = result.coefficients_json(package)  # one key per line, arrays on one line each
-    _atomic_text(coeffs, "{\n" + ",\n".join(f"  {json.dumps(k)}: {json.dumps(v)}"
+    write_atomic(coeffs, "{\n" + ",\n".join(f"  {json.dumps(k)}: {json.dumps(v)}"
                                              for k, v in record.items()) + "\n}\n")
     ov = None
     if overlay:

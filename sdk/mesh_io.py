@@ -19,17 +19,15 @@ subset of other tools' files); OBJ is read with :func:`facecraft.sdk.mesh.read_o
 
 from __future__ import annotations
 
-import os
 import re
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from .atomic_file import write_atomic
 from .errors import FaceCraftError, InvalidInputError, ModelFormatError
-from .tensor_file import ordinary_file_mode
 
 __all__ = ["PlyMesh", "write_obj", "write_ply", "read_ply", "write_png", "read_png"]
 
@@ -90,23 +88,12 @@ def _format_rows(fmt: str, a: np.ndarray) -> str:
 
 
 def _atomic_write(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file in the same folder + os.replace."""
-    tmp = None
+    """:func:`~facecraft.sdk.atomic_file.write_atomic`, with an OS error as a one-line
+    :class:`FaceCraftError`."""
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.chmod(tmp, ordinary_file_mode())  # mkstemp makes it private; outputs are ordinary
-        os.replace(tmp, path)
-        tmp = None
+        write_atomic(path, data)
     except OSError as e:
         raise FaceCraftError(f"cannot write {path}: {e.strerror or e}") from None
-    finally:
-        if tmp is not None:
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
 
 
 # --------------------------------------------------------------------------- PNG

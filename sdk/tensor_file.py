@@ -14,9 +14,10 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from .atomic_file import ordinary_file_mode
 from .errors import ModelFileError
 
-__all__ = ["write_tensor_file", "open_tensor_file", "ordinary_file_mode"]
+__all__ = ["write_tensor_file", "open_tensor_file"]
 
 
 def write_tensor_file(tensors: dict[str, Any], path: str | Path, header: dict[str, str], *,
@@ -92,20 +93,3 @@ def open_tensor_file(path: str | Path, *, fmt: str, schema_version: int, what: s
     if version < 1:
         raise ModelFileError(f"{path}: invalid schema version {version}")
     return header, handle
-
-
-def ordinary_file_mode() -> int:
-    """0o666 minus the process umask: the mode ``open()`` would have given a new file.
-
-    The umask is read from ``/proc/self/status`` (Linux) rather than set and restored, which
-    would race with other threads; elsewhere the common 0o022 is assumed."""
-    mask = 0o022
-    try:
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith("Umask:"):
-                    mask = int(line.split()[1], 8)
-                    break
-    except (OSError, ValueError):
-        pass
-    return 0o666 & ~mask
