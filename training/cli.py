@@ -22,6 +22,18 @@ from pathlib import Path
 __all__ = ["register"]
 
 
+def _finish_distributed(ok: bool) -> None:
+    """Under torchrun: after a successful run wait for every rank (rank 0 writes the last
+    checkpoint); then leave the process group, so no rank exits while its communication threads
+    still run."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        if ok:
+            dist.barrier()
+        dist.destroy_process_group()
+
+
 def _cmd_train_regressor(args: argparse.Namespace) -> int:
     import torch
 
@@ -40,8 +52,13 @@ def _cmd_train_regressor(args: argparse.Namespace) -> int:
     # An entry point may configure the process: seed the global RNGs too, for any code that
     # draws from them (the trainer itself uses its own seeded generators).
     torch.manual_seed(config.seed)
-    result = train_regressor(config, resume=not args.no_resume, progress=not args.quiet,
-                             stop_after=args.stop_after)
+    ok = False
+    try:
+        result = train_regressor(config, resume=not args.no_resume, progress=not args.quiet,
+                                 stop_after=args.stop_after)
+        ok = True
+    finally:
+        _finish_distributed(ok)
     if int(os.environ.get("RANK", "0")) == 0:
         val = result.metrics.get("val", {})
         summary = {"out_dir": str(result.out_dir), "checkpoint": str(result.checkpoint),
@@ -194,12 +211,18 @@ def _cmd_train_texture(args: argparse.Namespace) -> int:
         config = dataclasses.replace(config, **changes)
     runs = ablation_configs(config) if args.ablation else {"run": config}
     summary = {}
-    for name, cfg in runs.items():
-        result = train_texture(cfg, resume=not args.no_resume, progress=not args.quiet)
-        if int(os.environ.get("RANK", "0")) == 0:
-            summary[name] = {"out_dir": str(result.out_dir), "checkpoint": str(result.checkpoint),
-                             "step": result.step, "elapsed_s": round(result.elapsed_s, 1),
-                             "train_loss": result.metrics.get("train_loss", {}).get("total")}
+    ok = False
+    try:
+        for name, cfg in runs.items():
+            result = train_texture(cfg, resume=not args.no_resume, progress=not args.quiet)
+            if int(os.environ.get("RANK", "0")) == 0:
+                summary[name] = {"out_dir": str(result.out_dir),
+                                 "checkpoint": str(result.checkpoint), "step": result.step,
+                                 "elapsed_s": round(result.elapsed_s, 1),
+                                 "train_loss": result.metrics.get("train_loss", {}).get("total")}
+        ok = True
+    finally:
+        _finish_distributed(ok)
     if int(os.environ.get("RANK", "0")) == 0:
         if args.json:
             print(json.dumps(summary))
