@@ -17,9 +17,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from facecraft.sdk.default_model import build_default_model
-from facecraft.sdk.importers.ict import import_ict_facekit
-from facecraft.sdk.model_file import load_model, save_model
+from facecraft.sdk.models.default_model import build_default_model
+from facecraft.sdk.models.importers.ict import import_ict_facekit
+from facecraft.sdk.models.model_file import load_model, save_model
 
 ASSETS = Path(__file__).resolve().parents[1].parent / "shared" / "assets"
 

@@ -21,8 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
-from facecraft.sdk.mesh import read_obj
-from facecraft.sdk.mesh_graph import build_mesh_graph
+from facecraft.sdk.models.mesh import read_obj
+from facecraft.sdk.models.mesh_graph import build_mesh_graph
 
 REPO = Path(__file__).resolve().parents[1]
 ASSETS = REPO.parent / "shared" / "assets"

@@ -5,10 +5,10 @@ Usage: ``python benchmarks/ingest.py [--repeat N] [--threads N] [--photos DIR]``
 Photos are every ``.jpg`` / ``.png`` under ``../shared/assets/photos`` (or ``--photos``).
 Measured (best of N per photo):
 
-* detection: :class:`facecraft.sdk.detect.FaceDetector` (MTCNN, ONNX Runtime, ``--threads``
+* detection: :class:`facecraft.sdk.photo.detect.FaceDetector` (MTCNN, ONNX Runtime, ``--threads``
   intra-op threads), per photo, grouped by the photo's longer side; its 5 landmarks come with
   the detection at no extra cost;
-* landmarks per face: dlib's 68-point predictor (:class:`facecraft.sdk.landmarker.
+* landmarks per face: dlib's 68-point predictor (:class:`facecraft.sdk.photo.landmarker.
   Dlib68Landmarker`, when installed) on every detected face.
 
 Prints a table.
@@ -23,8 +23,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from facecraft.sdk.detect import DetectorSettings, FaceDetector
-from facecraft.sdk.landmarker import Dlib68Landmarker
+from facecraft.sdk.photo.detect import DetectorSettings, FaceDetector
+from facecraft.sdk.photo.landmarker import Dlib68Landmarker
 
 PHOTOS = Path(__file__).resolve().parents[1].parent / "shared" / "assets" / "photos"
 BUCKETS = [(0, 400), (400, 800), (800, 1200), (1200, 10 ** 9)]

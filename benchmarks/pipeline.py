@@ -5,7 +5,8 @@ Usage::
     python benchmarks/pipeline.py [--package PKG] [--checkpoint CKPT] [--photos P ...]
         [--repeat 3] [--threads 2] [--texture-size 1024] [--batch 8] [--device cpu|cuda]
 
-Runs :class:`facecraft.sdk.pipeline.FaceCraft`'s stages one photo at a time (decode, detection,
+Runs :class:`facecraft.sdk.pipeline.pipeline.FaceCraft`'s stages one photo at a time (decode,
+detection,
 alignment, regressor, shape + albedo, sampling + visibility, fine texture - the refiner when the
 package has one -, texture baking), then ``reconstruct`` end to end for one photo and for a batch.
 Two variants, each in its own process so that its peak resident memory (``ru_maxrss``) is its
@@ -58,7 +59,7 @@ def _child(args: argparse.Namespace) -> dict:
     """One variant: returns {stage: median ms per photo, "peak_rss_mb": ...}."""
     import torch
 
-    from facecraft.sdk.pipeline import FaceCraft, PipelineSettings
+    from facecraft.sdk.pipeline.pipeline import FaceCraft, PipelineSettings
 
     torch.set_num_threads(1)  # the small torch stages, as `facecraft create` runs them
     settings = PipelineSettings(texture_size=args.texture_size)

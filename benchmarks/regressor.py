@@ -18,7 +18,7 @@ import numpy as np
 import onnxruntime as ort
 import torch
 
-from facecraft.sdk.starter import build_starter_model
+from facecraft.sdk.models.starter import build_starter_model
 from facecraft.training.backbones import list_backbones
 from facecraft.training.regressor import CoeffLayout, InputSpec, coeff_regressor
 

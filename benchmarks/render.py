@@ -20,9 +20,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from facecraft.sdk.cameras import PerspectiveCamera, Pose
-from facecraft.sdk.renderer import render_mesh
-from facecraft.sdk.starter import StarterSettings, build_starter_model
+from facecraft.sdk.models.starter import StarterSettings, build_starter_model
+from facecraft.sdk.render.cameras import PerspectiveCamera, Pose
+from facecraft.sdk.render.renderer import render_mesh
 
 ASSETS = Path(__file__).resolve().parents[1].parent / "shared" / "assets"
 
@@ -30,7 +30,7 @@ ASSETS = Path(__file__).resolve().parents[1].parent / "shared" / "assets"
 def _mesh():
     tarball = ASSETS / "face-models" / "ict-facekit" / "FaceXModel.tar.xz"
     if tarball.is_file():
-        from facecraft.sdk.importers.ict import import_ict_facekit
+        from facecraft.sdk.models.importers.ict import import_ict_facekit
 
         with tempfile.TemporaryDirectory() as td:
             with tarfile.open(tarball) as tf:
@@ -96,7 +96,7 @@ def main() -> None:
             rows.append((f"render {size}x{size}, B={b}", f"forward {t_f * 1e3:.1f} ms",
                          f"forward+backward {t_fb * 1e3:.1f} ms"))
     try:
-        from facecraft.sdk.texture import BakeSettings, bake_texture
+        from facecraft.sdk.render.texture import BakeSettings, bake_texture
 
         colours = torch.from_numpy(np.asarray(model.mean_shape - model.mean_shape.min(0))
                                    / np.ptp(model.mean_shape, 0)).float().to(dev)
@@ -104,7 +104,7 @@ def main() -> None:
         t = _best(lambda: bake_texture(model, colours, settings), args.repeat, dev)
         rows.append(("bake UV texture 1024x1024", f"{t * 1e3:.1f} ms", "dilate 16 texels"))
     except ImportError:
-        rows.append(("bake UV texture", "facecraft.sdk.texture missing", ""))
+        rows.append(("bake UV texture", "facecraft.sdk.render.texture missing", ""))
     w = [max(len(r[i]) for r in rows) for i in range(3)]
     for r in rows:
         print(f"{r[0]:<{w[0]}}  {r[1]:<{w[1]}}  {r[2]:<{w[2]}}")

@@ -56,12 +56,12 @@ def main() -> int:
 
     torch.set_num_threads(args.threads)
     sys.path.insert(0, str(REPO))
-    from facecraft.sdk.default_model import load_default_model
-    from facecraft.sdk.rig import starter_rig
-    from facecraft.sdk.rig_correspondence import build_correspondence
-    from facecraft.sdk.rig_fit import RigFitter
-    from facecraft.sdk.rig_output import write_rig_glb
-    from facecraft.sdk.texture import BakeSettings
+    from facecraft.sdk.models.default_model import load_default_model
+    from facecraft.sdk.render.texture import BakeSettings
+    from facecraft.sdk.rigs.correspondence import build_correspondence
+    from facecraft.sdk.rigs.fit import RigFitter
+    from facecraft.sdk.rigs.output import write_rig_glb
+    from facecraft.sdk.rigs.rig import starter_rig
     from tests.sdk._rig_fixtures import make_ict_rig
 
     starter = load_default_model()
@@ -74,7 +74,7 @@ def main() -> int:
             tf.extractall(tmp.name, filter="data")
         ict_dir = Path(tmp.name) / "FaceXModel"
     if ict_dir is not None:
-        from facecraft.sdk.importers.ict import import_ict_facekit
+        from facecraft.sdk.models.importers.ict import import_ict_facekit
 
         models["ict"] = import_ict_facekit(ict_dir)
         rigs["ict-face"] = make_ict_rig(models["ict"])

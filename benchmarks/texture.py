@@ -32,9 +32,9 @@ import numpy as np
 import onnxruntime as ort
 import torch
 
-from facecraft.sdk.default_model import load_default_model
-from facecraft.sdk.mesh import read_obj
-from facecraft.sdk.mesh_graph import MeshGraph, build_mesh_graph
+from facecraft.sdk.models.default_model import load_default_model
+from facecraft.sdk.models.mesh import read_obj
+from facecraft.sdk.models.mesh_graph import MeshGraph, build_mesh_graph
 from facecraft.training.graph_conv import persistent_graph_buffers
 from facecraft.training.texture_nets import TextureRefiner
 

@@ -39,7 +39,7 @@ from pathlib import Path
 
 from facecraft.sdk.client import FaceCraftClient, ReconstructOptions
 from facecraft.sdk.errors import FaceCraftError
-from facecraft.sdk.mesh_io import write_obj
+from facecraft.sdk.render.mesh_io import write_obj
 
 
 def write_face(face, out: Path, name: str) -> list[Path]:

@@ -21,13 +21,13 @@ import cv2
 import numpy as np
 import torch
 
-from facecraft.sdk.default_model import resolve_model
 from facecraft.sdk.errors import FaceCraftError
-from facecraft.sdk.lighting import fit_sh
-from facecraft.sdk.mesh_io import write_png
-from facecraft.sdk.pose_fit import fit_weak_perspective
-from facecraft.sdk.renderer import render_mesh
-from facecraft.sdk.sampling import sample_vertex_colors
+from facecraft.sdk.models.default_model import resolve_model
+from facecraft.sdk.render.lighting import fit_sh
+from facecraft.sdk.render.mesh_io import write_png
+from facecraft.sdk.render.pose_fit import fit_weak_perspective
+from facecraft.sdk.render.renderer import render_mesh
+from facecraft.sdk.render.sampling import sample_vertex_colors
 
 ASSETS = Path(__file__).resolve().parents[1].parent / "shared" / "assets"
 DEFAULT_PHOTO = "photos/eos-300w/image_0010.png"

@@ -21,14 +21,14 @@ import cv2
 import numpy as np
 import torch
 
-from facecraft.sdk.create import render_overlay
 from facecraft.sdk.errors import FaceCraftError
-from facecraft.sdk.mesh_io import write_png
-from facecraft.sdk.pipeline import FaceCraft, PipelineSettings
-from facecraft.sdk.rig import starter_rig
-from facecraft.sdk.rig_create import FaceRigger, RigCreateSettings
-from facecraft.sdk.rig_preview import render_rig, render_side_by_side
-from facecraft.sdk.rig_registry import resolve_rig
+from facecraft.sdk.pipeline.create import render_overlay
+from facecraft.sdk.pipeline.pipeline import FaceCraft, PipelineSettings
+from facecraft.sdk.render.mesh_io import write_png
+from facecraft.sdk.rigs.create import FaceRigger, RigCreateSettings
+from facecraft.sdk.rigs.preview import render_rig, render_side_by_side
+from facecraft.sdk.rigs.registry import resolve_rig
+from facecraft.sdk.rigs.rig import starter_rig
 
 ASSETS = Path(__file__).resolve().parents[1].parent / "shared" / "assets"
 DEFAULT_PHOTO = ASSETS / "photos" / "eos-300w" / "image_0010.png"

@@ -1,7 +1,8 @@
 """facecraft.export: ONNX / TensorRT export and model packages (builds on facecraft.training).
 
 Import from ``facecraft.export``, not from the private files. The package format itself (and
-its reader) lives in :mod:`facecraft.sdk.package`, since the runtime loads what this writes.
+its reader) lives in :mod:`facecraft.sdk.pipeline.package`, since the runtime loads what this
+writes.
 """
 
 from .build_default import (

@@ -1,7 +1,8 @@
 """Building the built-in model package, ``facecraft/sdk/data/default.fcpkg``.
 
 The package the runtime loads when none is given ships inside ``facecraft.sdk`` as package data
-(:func:`facecraft.sdk.package.default_package_path`). :func:`build_default_package` writes it
+(:func:`facecraft.sdk.pipeline.package.default_package_path`). :func:`build_default_package` writes
+it
 from trained checkpoints (``facecraft export default --regressor CKPT [--refiner CKPT]``).
 
 :func:`write_random_regressor` writes an *untrained* checkpoint of the default architecture (the
@@ -21,7 +22,7 @@ from typing import Any
 import torch
 
 from facecraft.sdk.errors import InvalidInputError
-from facecraft.sdk.package import ModelPackage, default_package_path
+from facecraft.sdk.pipeline.package import ModelPackage, default_package_path
 
 from .package import add_model, export_regressor
 
@@ -52,8 +53,8 @@ def write_random_regressor(path: str | Path, *, face_model: Any = "starter", see
     Returns:
         ``path``.
     """
-    from facecraft.sdk.default_model import resolve_model
-    from facecraft.sdk.morphable_model import MorphableModel
+    from facecraft.sdk.models.default_model import resolve_model
+    from facecraft.sdk.models.morphable_model import MorphableModel
     from facecraft.training.regressor import (
         CoeffLayout,
         InputSpec,
@@ -187,7 +188,7 @@ def build_default_package(regressor: str | Path, *, refiner: str | Path | None =
     Args:
         regressor: the trained regressor checkpoint.
         refiner: an optional texture-refiner checkpoint (see :func:`load_refiner_checkpoint`).
-        out: where to write (default: :func:`facecraft.sdk.package.default_package_path`).
+        out: where to write (default: :func:`facecraft.sdk.pipeline.package.default_package_path`).
         parity_photos: photo files / folders verifying the export.
         training_config: the regressor's training config (default: found next to its run).
         version: package version.
@@ -208,7 +209,7 @@ def build_default_package(regressor: str | Path, *, refiner: str | Path | None =
         pkg = add_model(out, "refiner", module, example, output_names=names, extra=extra,
                         parity_description="2 synthetic per-vertex input sets")
     (out / "README.txt").write_text(
-        "FaceCraft's built-in model package (see facecraft.sdk.package for the format).\n"
+        "FaceCraft's built-in model package (see facecraft.sdk.pipeline.package for the format).\n"
         f"Built by `facecraft export default` from {Path(regressor).name}.\n"
         + json.dumps({k: v for k, v in pkg.summary().items() if k != "path"}, indent=2)
         + "\n")

@@ -40,7 +40,7 @@ import torch
 from torch import nn
 
 from facecraft.sdk.errors import FaceCraftError, InvalidInputError
-from facecraft.sdk.package import TensorSpec, file_sha256
+from facecraft.sdk.pipeline.package import TensorSpec, file_sha256
 
 __all__ = [
     "ExportSettings",
@@ -262,7 +262,7 @@ def export_graph_net(module: nn.Module, example_inputs: Mapping[str, torch.Tenso
         module: the network; ``forward(*inputs)`` (or ``method``) takes the inputs positionally
             in ``example_inputs`` order and returns a tensor or a tuple of tensors.
         example_inputs: input name -> example tensor (the names become the ONNX input names;
-            for a package refiner use :data:`facecraft.sdk.package.REFINER_INPUTS` names).
+            for a package refiner use :data:`facecraft.sdk.pipeline.package.REFINER_INPUTS` names).
         path: the ``.onnx`` file to write.
         output_names: ONNX output names, one per returned tensor.
         settings: opset, dynamic batch, tolerance, exporter.
@@ -364,7 +364,8 @@ def regressor_parity_crops(crop_size: int, *, photos: Sequence[str | Path] | Non
     Args:
         crop_size: the regressor's crop side in pixels.
         photos: photo files or folders; their faces are detected and aligned exactly as the
-            runtime does (:func:`facecraft.sdk.ingest.ingest_photo`). Photos without a face are
+            runtime does (:func:`facecraft.sdk.photo.ingest.ingest_photo`). Photos without a face
+            are
             skipped.
         face_model: the :class:`~facecraft.sdk.MorphableModel` to render synthetic faces with
             when no photo gives a face (default: the built-in starter).
@@ -377,9 +378,9 @@ def regressor_parity_crops(crop_size: int, *, photos: Sequence[str | Path] | Non
     crops: list[np.ndarray] = []
     names: list[str] = []
     if photos:
-        from facecraft.sdk.detect import FaceDetector
         from facecraft.sdk.errors import FaceCraftError as _Err
-        from facecraft.sdk.ingest import IngestSettings, ingest_photo
+        from facecraft.sdk.photo.detect import FaceDetector
+        from facecraft.sdk.photo.ingest import IngestSettings, ingest_photo
 
         detector = FaceDetector()
         settings = IngestSettings(crop_size=crop_size)
@@ -396,7 +397,7 @@ def regressor_parity_crops(crop_size: int, *, photos: Sequence[str | Path] | Non
         x = torch.from_numpy(np.stack(crops).astype(np.float32)).permute(0, 3, 1, 2)
         return x.contiguous(), f"{len(crops)} aligned crops of real photos ({', '.join(names)})"
     try:
-        from facecraft.sdk.default_model import load_default_model
+        from facecraft.sdk.models.default_model import load_default_model
         from facecraft.training.synthetic import SyntheticFaces, SyntheticSettings
 
         model = face_model if face_model is not None else load_default_model()

@@ -1,4 +1,4 @@
-"""Writing model packages (the folder format read by :mod:`facecraft.sdk.package`).
+"""Writing model packages (the folder format read by :mod:`facecraft.sdk.pipeline.package`).
 
 * :func:`export_regressor` builds a whole package from a regressor checkpoint: the ONNX graph
   (checked, verified against torch), the face-model reference, the manifest.
@@ -6,7 +6,7 @@
   package with one call and re-validates it.
 
 Packages are written into a staging folder next to the target and renamed into place only after
-:func:`facecraft.sdk.package.load_package` accepts them, so a failed export never leaves a
+:func:`facecraft.sdk.pipeline.package.load_package` accepts them, so a failed export never leaves a
 half-written package behind (and never destroys the previous one).
 """
 
@@ -27,8 +27,8 @@ from torch import nn
 
 from facecraft.sdk.atomic_file import write_atomic
 from facecraft.sdk.errors import FaceCraftError, InvalidInputError, ModelFileError
-from facecraft.sdk.morphable_model import MorphableModel
-from facecraft.sdk.package import (
+from facecraft.sdk.models.morphable_model import MorphableModel
+from facecraft.sdk.pipeline.package import (
     MANIFEST_NAME,
     MODEL_ROLES,
     PACKAGE_FORMAT,
@@ -81,12 +81,12 @@ def face_model_reference(spec: str | Path, cache_dir: str | Path | None = None
         ``file`` is ``None`` for the built-in), the loaded model, and the source file to copy
         into the package (None for the built-in).
     """
-    from facecraft.sdk.default_model import (
+    from facecraft.sdk.models.default_model import (
         DEFAULT_MODEL_NAME,
         default_model_path,
         load_default_model,
     )
-    from facecraft.sdk.model_file import load_model, read_model_info
+    from facecraft.sdk.models.model_file import load_model, read_model_info
 
     if str(spec) == DEFAULT_MODEL_NAME:
         model = load_default_model(cache_dir)
@@ -278,7 +278,7 @@ def add_model(package: str | Path, role: str, module: nn.Module,
         role: ``"refiner"``, ``"combiner"`` or ``"decoder"`` (an existing entry is replaced).
         module: the network.
         example_inputs: input name -> tensor; a refiner's names come from
-            :data:`facecraft.sdk.package.REFINER_INPUTS` (per-vertex tensors (B, V, C)).
+            :data:`facecraft.sdk.pipeline.package.REFINER_INPUTS` (per-vertex tensors (B, V, C)).
         output_names: ONNX output names; a refiner's first output is the (B, V, 3) fine albedo.
         parity_inputs: input sets to verify on (default: ``example_inputs``).
         parity_description: what they are, for the manifest.

@@ -12,7 +12,8 @@
    ``<engine cache>/<key>/<role>.engine`` with an ``<role>.engine.json`` beside it recording the
    TensorRT, CUDA and driver-visible device, precision, profile and the ONNX file's hash.
 
-The cache folder is :class:`facecraft.sdk.runtime.EngineCacheKey` - the ONNX file's SHA-256, the
+The cache folder is :class:`facecraft.sdk.pipeline.runtime.EngineCacheKey` - the ONNX file's
+SHA-256, the
 TensorRT version, the GPU's name and the precision - the same key under which the runtime points
 ONNX Runtime's TensorRT provider (``trt_engine_cache_path``), so an engine is rebuilt exactly when
 one of them changes. An engine whose metadata matches is reused, not rebuilt.
@@ -32,8 +33,8 @@ from typing import Any
 
 from facecraft.sdk.atomic_file import write_atomic
 from facecraft.sdk.errors import FaceCraftError, InvalidInputError
-from facecraft.sdk.package import ModelEntry, ModelPackage, load_package
-from facecraft.sdk.runtime import EngineCacheKey, cuda_device_name, engine_cache_key
+from facecraft.sdk.pipeline.package import ModelEntry, ModelPackage, load_package
+from facecraft.sdk.pipeline.runtime import EngineCacheKey, cuda_device_name, engine_cache_key
 
 __all__ = ["TensorRTSettings", "EngineBuild", "TensorRTUnavailableError", "require_tensorrt",
            "tensorrt_available", "build_engine", "build_package_engines", "engine_path"]
@@ -56,7 +57,8 @@ class TensorRTSettings:
         opt_batch: the batch TensorRT tunes kernels for.
         workspace_bytes: builder scratch-memory limit.
         device_id: CUDA device (its name goes into the cache key).
-        cache_dir: engine-cache root; None = :func:`facecraft.sdk.runtime.default_engine_cache_dir`.
+        cache_dir: engine-cache root; None =
+        :func:`facecraft.sdk.pipeline.runtime.default_engine_cache_dir`.
         force: rebuild even when a matching engine is cached.
     """
 
@@ -141,7 +143,7 @@ def build_engine(entry: ModelEntry, settings: TensorRTSettings = TensorRTSetting
     """Build (or reuse) the engine of one package model.
 
     Args:
-        entry: the package model (:attr:`facecraft.sdk.package.ModelPackage.models`).
+        entry: the package model (:attr:`facecraft.sdk.pipeline.package.ModelPackage.models`).
         settings: see :class:`TensorRTSettings`.
 
     Returns:
@@ -217,7 +219,7 @@ def build_package_engines(package: str | Path | ModelPackage,
     """Build (or reuse) an engine for every model of a package.
 
     Args:
-        package: a package folder or a loaded :class:`~facecraft.sdk.package.ModelPackage`.
+        package: a package folder or a loaded :class:`~facecraft.sdk.pipeline.package.ModelPackage`.
         settings: see :class:`TensorRTSettings`.
 
     Raises:

@@ -17,7 +17,7 @@ import shutil
 from pathlib import Path
 
 from facecraft.sdk.errors import InvalidInputError
-from facecraft.sdk.package import ModelEntry, ModelPackage, TensorSpec, load_package
+from facecraft.sdk.pipeline.package import ModelEntry, ModelPackage, TensorSpec, load_package
 
 __all__ = ["write_triton_repository", "triton_config"]
 

@@ -39,7 +39,7 @@ _IMPORT = re.compile(r"^from facecraft\.v1 import (\w+_pb2)\b", re.MULTILINE)
 _INIT = '''"""FaceCraft's gRPC stubs, generated from proto/facecraft/v1 by proto/run_codegen.py.
 
 Generated at set-up; DO NOT EDIT. Import the client and server from facecraft.sdk.client and
-facecraft.sdk.server instead.
+facecraft.sdk.serving.server instead.
 """
 '''
 

@@ -1,131 +1,269 @@
-"""facecraft.sdk: face model, mesh, renderer, runtime and server.
+"""facecraft.sdk: FaceCraft's runtime SDK, one wing (subpackage) per concern.
 
-The public surface of the face-model layer is re-exported here; import from
-``facecraft.sdk``, not from the private files.
+``photo`` (decode, detect, align, landmarks, masks), ``models`` (morphable models, model
+files, importers), ``render`` (cameras, lighting, rasterizer, baking, mesh I/O),
+``pipeline`` (packages, runtime, ``facecraft create``), ``rigs`` and ``serving``; the
+light gRPC client is :mod:`facecraft.sdk.client`. The public names of every wing are
+re-exported here; import them from ``facecraft.sdk``.
+
+They are re-exported lazily (PEP 562): importing this package loads nothing
+heavy until a name is used.
 """
 
-from .align import AlignedFace, align_face, five_from_68
-from .cameras import PerspectiveCamera, Pose, WeakPerspectiveCamera
-from .coeff_layout import CoeffLayout
-from .default_model import load_default_model, resolve_model
-from .detect import DetectorSettings, DetectorUnavailableError, Face, FaceDetector, largest_face
-from .errors import FaceCraftError, InvalidInputError, ModelFileError, ModelFormatError
-from .face_mask import refine_skin_mask, skin_mask_from_landmarks
-from .gltf import GltfMesh, read_glb, write_glb
-from .image_io import DecodedImage, ImageDecodeError, decode_image, read_image
-from .importers import import_model, list_importers
-from .ingest import IngestedFace, IngestedPhoto, IngestSettings, NoFaceError, ingest_photo
-from .landmarker import Dlib68Landmarker, nme
-from .lighting import fit_sh, shade_sh
-from .mesh_graph import GraphLevel, MeshGraph, build_mesh_graph
-from .mesh_io import read_ply, read_png, write_obj, write_ply, write_png
-from .model_file import load_model, read_model_info, save_model
-from .morphable_model import MorphableModel, MorphableModelLayer
-from .package import ModelPackage, load_package
-from .pipeline import FaceCraft, FaceResult, PipelineSettings
-from .pose_fit import PoseFit, fit_weak_perspective
-from .rasterizer import Fragments, RasterSettings, interpolate, rasterize
-from .renderer import MeshRenderer, RenderOutput, RenderSettings, composite, render_mesh
-from .rig import Rig, load_rig, starter_rig
-from .rig_create import FaceRigger, RiggedFace
-from .rig_fit import RigFit, RigFitter
-from .rig_materials import MaterialParams, estimate_materials
-from .rig_registry import import_rig, list_rigs, resolve_rig
-from .runtime import RuntimeSettings, select_providers
-from .sampling import region_mask, sample_image, sample_vertex_colors, vertex_visibility
-from .starter import build_starter_model
-from .texture import BakeSettings, TextureBake, bake_texture, dilate_texture, sample_texture
+from __future__ import annotations
 
-__all__ = [
-    "FaceCraftError",
-    "InvalidInputError",
-    "ModelFileError",
-    "ModelFormatError",
-    "MorphableModel",
-    "MorphableModelLayer",
-    "MeshGraph",
-    "GraphLevel",
-    "build_mesh_graph",
-    "build_starter_model",
-    "import_model",
-    "list_importers",
-    "load_default_model",
-    "resolve_model",
-    "load_model",
-    "read_model_info",
-    "save_model",
-    "PerspectiveCamera",
-    "WeakPerspectiveCamera",
-    "Pose",
-    "shade_sh",
-    "fit_sh",
-    "rasterize",
-    "interpolate",
-    "RasterSettings",
-    "Fragments",
-    "render_mesh",
-    "composite",
-    "MeshRenderer",
-    "RenderSettings",
-    "RenderOutput",
-    "sample_image",
-    "sample_vertex_colors",
-    "vertex_visibility",
-    "region_mask",
-    "PoseFit",
-    "fit_weak_perspective",
-    "BakeSettings",
-    "TextureBake",
-    "bake_texture",
-    "dilate_texture",
-    "sample_texture",
-    "write_obj",
-    "write_ply",
-    "write_png",
-    "read_ply",
-    "read_png",
-    "DecodedImage",
-    "ImageDecodeError",
-    "decode_image",
-    "read_image",
-    "AlignedFace",
-    "align_face",
-    "five_from_68",
-    "skin_mask_from_landmarks",
-    "refine_skin_mask",
-    "FaceDetector",
-    "DetectorSettings",
-    "DetectorUnavailableError",
-    "Face",
-    "largest_face",
-    "Dlib68Landmarker",
-    "nme",
-    "ingest_photo",
-    "IngestSettings",
-    "IngestedFace",
-    "IngestedPhoto",
-    "NoFaceError",
-    "CoeffLayout",
-    "FaceCraft",
-    "FaceResult",
-    "PipelineSettings",
-    "ModelPackage",
-    "load_package",
-    "RuntimeSettings",
-    "select_providers",
-    "GltfMesh",
-    "read_glb",
-    "write_glb",
-    "Rig",
-    "load_rig",
-    "starter_rig",
-    "FaceRigger",
-    "RiggedFace",
-    "RigFit",
-    "RigFitter",
-    "MaterialParams",
-    "estimate_materials",
-    "import_rig",
-    "list_rigs",
-    "resolve_rig",
-]
+from typing import TYPE_CHECKING
+
+from facecraft.sdk._lazy import attach
+
+_EXPORTS = {
+    "AlignedFace": "photo.align",
+    "align_face": "photo.align",
+    "five_from_68": "photo.align",
+    "PerspectiveCamera": "render.cameras",
+    "Pose": "render.cameras",
+    "WeakPerspectiveCamera": "render.cameras",
+    "CoeffLayout": "pipeline.coeff_layout",
+    "load_default_model": "models.default_model",
+    "resolve_model": "models.default_model",
+    "DetectorSettings": "photo.detect",
+    "DetectorUnavailableError": "photo.detect",
+    "Face": "photo.detect",
+    "FaceDetector": "photo.detect",
+    "largest_face": "photo.detect",
+    "FaceCraftError": "errors",
+    "InvalidInputError": "errors",
+    "ModelFileError": "errors",
+    "ModelFormatError": "errors",
+    "refine_skin_mask": "photo.face_mask",
+    "skin_mask_from_landmarks": "photo.face_mask",
+    "GltfMesh": "rigs.gltf",
+    "read_glb": "rigs.gltf",
+    "write_glb": "rigs.gltf",
+    "DecodedImage": "photo.image_io",
+    "ImageDecodeError": "photo.image_io",
+    "decode_image": "photo.image_io",
+    "read_image": "photo.image_io",
+    "import_model": "models.importers",
+    "list_importers": "models.importers",
+    "IngestedFace": "photo.ingest",
+    "IngestedPhoto": "photo.ingest",
+    "IngestSettings": "photo.ingest",
+    "NoFaceError": "photo.ingest",
+    "ingest_photo": "photo.ingest",
+    "Dlib68Landmarker": "photo.landmarker",
+    "nme": "photo.landmarker",
+    "fit_sh": "render.lighting",
+    "shade_sh": "render.lighting",
+    "GraphLevel": "models.mesh_graph",
+    "MeshGraph": "models.mesh_graph",
+    "build_mesh_graph": "models.mesh_graph",
+    "read_ply": "render.mesh_io",
+    "read_png": "render.mesh_io",
+    "write_obj": "render.mesh_io",
+    "write_ply": "render.mesh_io",
+    "write_png": "render.mesh_io",
+    "load_model": "models.model_file",
+    "read_model_info": "models.model_file",
+    "save_model": "models.model_file",
+    "MorphableModel": "models.morphable_model",
+    "MorphableModelLayer": "models.morphable_model",
+    "ModelPackage": "pipeline.package",
+    "load_package": "pipeline.package",
+    "FaceCraft": "pipeline.pipeline",
+    "FaceResult": "pipeline.pipeline",
+    "PipelineSettings": "pipeline.pipeline",
+    "PoseFit": "render.pose_fit",
+    "fit_weak_perspective": "render.pose_fit",
+    "Fragments": "render.rasterizer",
+    "RasterSettings": "render.rasterizer",
+    "interpolate": "render.rasterizer",
+    "rasterize": "render.rasterizer",
+    "MeshRenderer": "render.renderer",
+    "RenderOutput": "render.renderer",
+    "RenderSettings": "render.renderer",
+    "composite": "render.renderer",
+    "render_mesh": "render.renderer",
+    "Rig": "rigs.rig",
+    "load_rig": "rigs.rig",
+    "starter_rig": "rigs.rig",
+    "FaceRigger": "rigs.create",
+    "RiggedFace": "rigs.create",
+    "RigFit": "rigs.fit",
+    "RigFitter": "rigs.fit",
+    "MaterialParams": "rigs.materials",
+    "estimate_materials": "rigs.materials",
+    "import_rig": "rigs.registry",
+    "list_rigs": "rigs.registry",
+    "resolve_rig": "rigs.registry",
+    "RuntimeSettings": "pipeline.runtime",
+    "select_providers": "pipeline.runtime",
+    "region_mask": "render.sampling",
+    "sample_image": "render.sampling",
+    "sample_vertex_colors": "render.sampling",
+    "vertex_visibility": "render.sampling",
+    "build_starter_model": "models.starter",
+    "BakeSettings": "render.texture",
+    "TextureBake": "render.texture",
+    "bake_texture": "render.texture",
+    "dilate_texture": "render.texture",
+    "sample_texture": "render.texture",
+}
+_SUBMODULES = ("photo", "models", "render", "pipeline", "rigs", "serving")
+
+__getattr__, __dir__, __all__ = attach(__name__, _EXPORTS, _SUBMODULES)
+
+if TYPE_CHECKING:  # the same names, for type checkers and IDEs
+    from facecraft.sdk.errors import (  # noqa: F401
+        FaceCraftError,
+        InvalidInputError,
+        ModelFileError,
+        ModelFormatError,
+    )
+    from facecraft.sdk.models.default_model import (  # noqa: F401
+        load_default_model,
+        resolve_model,
+    )
+    from facecraft.sdk.models.importers import (  # noqa: F401
+        import_model,
+        list_importers,
+    )
+    from facecraft.sdk.models.mesh_graph import (  # noqa: F401
+        GraphLevel,
+        MeshGraph,
+        build_mesh_graph,
+    )
+    from facecraft.sdk.models.model_file import (  # noqa: F401
+        load_model,
+        read_model_info,
+        save_model,
+    )
+    from facecraft.sdk.models.morphable_model import (  # noqa: F401
+        MorphableModel,
+        MorphableModelLayer,
+    )
+    from facecraft.sdk.models.starter import (  # noqa: F401
+        build_starter_model,
+    )
+    from facecraft.sdk.photo.align import (  # noqa: F401
+        AlignedFace,
+        align_face,
+        five_from_68,
+    )
+    from facecraft.sdk.photo.detect import (  # noqa: F401
+        DetectorSettings,
+        DetectorUnavailableError,
+        Face,
+        FaceDetector,
+        largest_face,
+    )
+    from facecraft.sdk.photo.face_mask import (  # noqa: F401
+        refine_skin_mask,
+        skin_mask_from_landmarks,
+    )
+    from facecraft.sdk.photo.image_io import (  # noqa: F401
+        DecodedImage,
+        ImageDecodeError,
+        decode_image,
+        read_image,
+    )
+    from facecraft.sdk.photo.ingest import (  # noqa: F401
+        IngestedFace,
+        IngestedPhoto,
+        IngestSettings,
+        NoFaceError,
+        ingest_photo,
+    )
+    from facecraft.sdk.photo.landmarker import (  # noqa: F401
+        Dlib68Landmarker,
+        nme,
+    )
+    from facecraft.sdk.pipeline.coeff_layout import (  # noqa: F401
+        CoeffLayout,
+    )
+    from facecraft.sdk.pipeline.package import (  # noqa: F401
+        ModelPackage,
+        load_package,
+    )
+    from facecraft.sdk.pipeline.pipeline import (  # noqa: F401
+        FaceCraft,
+        FaceResult,
+        PipelineSettings,
+    )
+    from facecraft.sdk.pipeline.runtime import (  # noqa: F401
+        RuntimeSettings,
+        select_providers,
+    )
+    from facecraft.sdk.render.cameras import (  # noqa: F401
+        PerspectiveCamera,
+        Pose,
+        WeakPerspectiveCamera,
+    )
+    from facecraft.sdk.render.lighting import (  # noqa: F401
+        fit_sh,
+        shade_sh,
+    )
+    from facecraft.sdk.render.mesh_io import (  # noqa: F401
+        read_ply,
+        read_png,
+        write_obj,
+        write_ply,
+        write_png,
+    )
+    from facecraft.sdk.render.pose_fit import (  # noqa: F401
+        PoseFit,
+        fit_weak_perspective,
+    )
+    from facecraft.sdk.render.rasterizer import (  # noqa: F401
+        Fragments,
+        RasterSettings,
+        interpolate,
+        rasterize,
+    )
+    from facecraft.sdk.render.renderer import (  # noqa: F401
+        MeshRenderer,
+        RenderOutput,
+        RenderSettings,
+        composite,
+        render_mesh,
+    )
+    from facecraft.sdk.render.sampling import (  # noqa: F401
+        region_mask,
+        sample_image,
+        sample_vertex_colors,
+        vertex_visibility,
+    )
+    from facecraft.sdk.render.texture import (  # noqa: F401
+        BakeSettings,
+        TextureBake,
+        bake_texture,
+        dilate_texture,
+        sample_texture,
+    )
+    from facecraft.sdk.rigs.create import (  # noqa: F401
+        FaceRigger,
+        RiggedFace,
+    )
+    from facecraft.sdk.rigs.fit import (  # noqa: F401
+        RigFit,
+        RigFitter,
+    )
+    from facecraft.sdk.rigs.gltf import (  # noqa: F401
+        GltfMesh,
+        read_glb,
+        write_glb,
+    )
+    from facecraft.sdk.rigs.materials import (  # noqa: F401
+        MaterialParams,
+        estimate_materials,
+    )
+    from facecraft.sdk.rigs.registry import (  # noqa: F401
+        import_rig,
+        list_rigs,
+        resolve_rig,
+    )
+    from facecraft.sdk.rigs.rig import (  # noqa: F401
+        Rig,
+        load_rig,
+        starter_rig,
+    )

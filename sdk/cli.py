@@ -1,8 +1,8 @@
 """The ``facecraft`` command line.
 
 Subcommands here: ``models import|info|build-starter|importers``, ``eval landmarks`` and
-``create`` (photos to textured faces, :mod:`facecraft.sdk.create`); ``rigs
-import|info|list|export`` (:mod:`facecraft.sdk.rig_cli`).
+``create`` (photos to textured faces, :mod:`facecraft.sdk.pipeline.create`); ``rigs
+import|info|list|export`` (:mod:`facecraft.sdk.rigs.cli`).
 Other FaceCraft parts add their own command groups through the ``facecraft.cli`` entry-point
 group: each entry point names a function ``register(subparsers)`` that adds one ``argparse``
 sub-parser whose handler is set with ``set_defaults(handler=...)``. So ``facecraft.sdk`` never
@@ -24,7 +24,7 @@ from collections.abc import Sequence
 from importlib.metadata import entry_points
 from pathlib import Path
 
-from .errors import FaceCraftError
+from facecraft.sdk.errors import FaceCraftError
 
 __all__ = ["main", "build_parser", "command_group"]
 
@@ -33,9 +33,9 @@ EXIT_INTERNAL = 70
 
 
 def _cmd_models_import(args: argparse.Namespace) -> int:
-    from .importers import import_model
-    from .mesh_graph import build_mesh_graph
-    from .model_file import save_model
+    from facecraft.sdk.models.importers import import_model
+    from facecraft.sdk.models.mesh_graph import build_mesh_graph
+    from facecraft.sdk.models.model_file import save_model
 
     options = {}
     if args.face_only:
@@ -94,8 +94,12 @@ def _format_info(info, summary: dict) -> str:
 
 
 def _cmd_models_info(args: argparse.Namespace) -> int:
-    from .default_model import DEFAULT_MODEL_NAME, default_model_path, load_default_model
-    from .model_file import load_model, read_model_info
+    from facecraft.sdk.models.default_model import (
+        DEFAULT_MODEL_NAME,
+        default_model_path,
+        load_default_model,
+    )
+    from facecraft.sdk.models.model_file import load_model, read_model_info
 
     if args.file == DEFAULT_MODEL_NAME:
         model = load_default_model()
@@ -124,8 +128,8 @@ def _cmd_models_info(args: argparse.Namespace) -> int:
 
 
 def _cmd_models_build_starter(args: argparse.Namespace) -> int:
-    from .default_model import build_default_model
-    from .model_file import save_model
+    from facecraft.sdk.models.default_model import build_default_model
+    from facecraft.sdk.models.model_file import save_model
 
     model = build_default_model(progress=not args.quiet)
     digest = save_model(model, args.output)
@@ -135,7 +139,7 @@ def _cmd_models_build_starter(args: argparse.Namespace) -> int:
 
 
 def _cmd_models_importers(args: argparse.Namespace) -> int:
-    from .importers import IMPORTERS
+    from facecraft.sdk.models.importers import IMPORTERS
 
     for kind, info in IMPORTERS.items():
         print(f"{kind:14s} {info.description}")
@@ -188,9 +192,9 @@ def _add_models(sub: argparse._SubParsersAction) -> None:
 
 
 def _cmd_eval_landmarks(args: argparse.Namespace) -> int:
-    from .detect import DetectorSettings, FaceDetector
-    from .landmark_eval import evaluate_landmarks, format_eval_table
-    from .landmarker import Dlib68Landmarker
+    from facecraft.sdk.photo.detect import DetectorSettings, FaceDetector
+    from facecraft.sdk.photo.landmark_eval import evaluate_landmarks, format_eval_table
+    from facecraft.sdk.photo.landmarker import Dlib68Landmarker
 
     detector = FaceDetector(DetectorSettings(threads=args.threads))
     landmarkers = {}
@@ -244,8 +248,8 @@ def command_group(subparsers: argparse._SubParsersAction, name: str
 def _cmd_create(args: argparse.Namespace) -> int:
     import torch
 
-    from .create import create_faces
-    from .pipeline import FaceCraft, PipelineSettings
+    from facecraft.sdk.pipeline.create import create_faces
+    from facecraft.sdk.pipeline.pipeline import FaceCraft, PipelineSettings
 
     # An entry point may configure the process. The torch stages (shape, rasterization, UV
     # gathers) are many small ops that one thread runs fastest, especially on shared cores;
@@ -254,14 +258,14 @@ def _cmd_create(args: argparse.Namespace) -> int:
     settings = PipelineSettings(all_faces=args.all_faces, texture_size=args.texture_size)
     rig = None
     if args.rig is not None:  # a bad rig fails before the networks load
-        from .rig_registry import resolve_rig
+        from facecraft.sdk.rigs.registry import resolve_rig
 
         rig = resolve_rig(args.rig, args.rigs_dir)
     craft = FaceCraft(args.package, providers=[args.provider] if args.provider else None,
                       threads=args.threads, settings=settings)
     rigger = None
     if rig is not None:  # one fitter (one cached correspondence) for the whole run
-        from .rig_create import FaceRigger, RigCreateSettings
+        from facecraft.sdk.rigs.create import FaceRigger, RigCreateSettings
 
         rigger = FaceRigger(craft.face_model, rig,
                             settings=RigCreateSettings(texture_size=args.texture_size))
@@ -332,7 +336,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_models(sub)
     _add_eval(sub)
     _add_create(sub)
-    from .rig_cli import add_rigs_commands  # `facecraft rigs ...` (the character-rig registry)
+    from facecraft.sdk.rigs.cli import (
+        add_rigs_commands,  # `facecraft rigs ...` (the character-rig registry)
+    )
 
     add_rigs_commands(sub)
     for ep in entry_points(group="facecraft.cli"):

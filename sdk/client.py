@@ -41,10 +41,10 @@ import grpc
 import numpy as np
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from ._proto import facecraft_pb2 as pb
-from ._proto import facecraft_pb2_grpc as pb_grpc
-from .errors import FaceCraftError, InvalidInputError
-from .rig_materials import MaterialParams
+from facecraft.sdk._proto import facecraft_pb2 as pb
+from facecraft.sdk._proto import facecraft_pb2_grpc as pb_grpc
+from facecraft.sdk.errors import FaceCraftError, InvalidInputError
+from facecraft.sdk.rigs.materials import MaterialParams
 
 __all__ = [
     "RetryPolicy",
@@ -391,7 +391,7 @@ class FittedRig:
 
     def to_json(self) -> dict[str, Any]:
         """The slider values as the ``NAME_sliders.json`` document ``facecraft create --rig``
-        writes (:func:`facecraft.sdk.rig_output.sliders_json`, without the rig's hash)."""
+        writes (:func:`facecraft.sdk.rigs.output.sliders_json`, without the rig's hash)."""
         doc: dict[str, Any] = {"format": "facecraft.rig_sliders", "version": 1,
                                "rig": self.rig}
         for key, values in (("identity", self.identity), ("expression", self.expression)):
@@ -581,7 +581,7 @@ def _register_request(glb: bytes | str | os.PathLike, sidecar: Any, name: str | 
     if isinstance(glb, (str, os.PathLike)):
         path = Path(glb)
         if sidecar is None:
-            from .rig import sidecar_path
+            from facecraft.sdk.rigs.rig import sidecar_path
 
             sidecar = sidecar_path(path)
         try:

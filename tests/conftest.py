@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from facecraft.sdk.morphable_model import MorphableModel, landmarks_from_vertices
+from facecraft.sdk.models.morphable_model import MorphableModel, landmarks_from_vertices
 
 REPO = Path(__file__).resolve().parents[1]
 ASSETS = REPO.parent / "shared" / "assets"

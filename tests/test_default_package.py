@@ -10,8 +10,8 @@ import pytest
 import torch
 
 from facecraft.sdk.cli import main
-from facecraft.sdk.mesh import read_obj
-from facecraft.sdk.package import default_package_path, load_package
+from facecraft.sdk.models.mesh import read_obj
+from facecraft.sdk.pipeline.package import default_package_path, load_package
 from tests.conftest import REPO, assets_or_skip
 
 

@@ -44,7 +44,7 @@ def test_render_fitted_face_bad_input(tmp_path: Path):
 
 
 def test_rig_side_by_side_writes_photo_reconstruction_and_rigs(tmp_path_factory, tmp_path: Path):
-    from facecraft.sdk.rig import save_rig, starter_rig
+    from facecraft.sdk.rigs.rig import save_rig, starter_rig
 
     from .sdk._grpc_fixtures import random_package_path
 

@@ -69,8 +69,8 @@ def test_python_example_writes_files_through_the_server(server, photo_files, tmp
 def test_python_example_fits_a_rig_registered_from_a_local_glb(server, photo_files, tmp_path):
     import dataclasses
 
-    from facecraft.sdk.gltf import read_glb
-    from facecraft.sdk.rig import save_rig, starter_rig
+    from facecraft.sdk.rigs.gltf import read_glb
+    from facecraft.sdk.rigs.rig import save_rig, starter_rig
 
     glb, _ = save_rig(dataclasses.replace(starter_rig(), name="studio"), tmp_path / "studio.glb",
                       target_normals=False)

@@ -4,9 +4,10 @@
 folder of photos prepared by ``facecraft train prepare``:
 
 1. pose: a weak-perspective fit of the model's mean-shape landmarks to the face's 68 landmarks
-   (:func:`facecraft.sdk.pose_fit.fit_weak_perspective`; 5-point faces are skipped);
+   (:func:`facecraft.sdk.render.pose_fit.fit_weak_perspective`; 5-point faces are skipped);
 2. per-vertex photo colour at the visible projected vertices (rasterized visibility);
-3. lighting: a closed-form SH fit (:func:`facecraft.sdk.lighting.fit_sh`) of the colours against
+3. lighting: a closed-form SH fit (:func:`facecraft.sdk.render.lighting.fit_sh`) of the colours
+against
    the current albedo estimate (a uniform grey at first), then the de-lit colour
    ``colour / irradiance``; a few alternations refine both;
 4. hidden vertices take their mirror vertex's colour where that one is visible;
@@ -28,13 +29,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from facecraft.sdk.cameras import Pose
 from facecraft.sdk.errors import InvalidInputError
-from facecraft.sdk.lighting import fit_sh, sh_irradiance
-from facecraft.sdk.morphable_model import MorphableModel
-from facecraft.sdk.pose_fit import fit_weak_perspective
-from facecraft.sdk.renderer import render_mesh
-from facecraft.sdk.sampling import sample_vertex_colors
+from facecraft.sdk.models.morphable_model import MorphableModel
+from facecraft.sdk.render.cameras import Pose
+from facecraft.sdk.render.lighting import fit_sh, sh_irradiance
+from facecraft.sdk.render.pose_fit import fit_weak_perspective
+from facecraft.sdk.render.renderer import render_mesh
+from facecraft.sdk.render.sampling import sample_vertex_colors
 
 from .train_texture import mirror_vertex_ids
 

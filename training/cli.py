@@ -297,8 +297,8 @@ def _register_eval_texture(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _cmd_train_albedo(args: argparse.Namespace) -> int:
-    from facecraft.sdk.default_model import resolve_model
-    from facecraft.sdk.model_file import save_model
+    from facecraft.sdk.models.default_model import resolve_model
+    from facecraft.sdk.models.model_file import save_model
     from facecraft.training.albedo_model import AlbedoBuildSettings, build_albedo_model
 
     model = resolve_model(args.model)

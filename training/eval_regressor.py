@@ -28,8 +28,8 @@ regressor's translation offset (what an untrained regressor outputs), so the tab
 whether the network beats the trivial answer.
 
 **Annotated photos** (the layout of ``../shared/assets/landmarks68.json``; see
-:mod:`facecraft.sdk.landmark_eval`): every photo goes through the SDK's
-:func:`~facecraft.sdk.ingest.ingest_photo` (MTCNN detection, 5-point alignment to the
+:mod:`facecraft.sdk.photo.landmark_eval`): every photo goes through the SDK's
+:func:`~facecraft.sdk.photo.ingest.ingest_photo` (MTCNN detection, 5-point alignment to the
 regressor's crop size); each annotated face is matched to the largest detection whose box holds
 its landmarks' centre. The regressor runs on the crop, the model's 68 landmarks are projected
 with the paper camera and mapped back into the photo, and the NME is reported normalised by
@@ -38,7 +38,7 @@ distance (300-W's), ``gt_manual`` and ``model_pred`` annotations apart.
 
 **Photometric**: the predicted face (albedo under the predicted SH lighting) is rendered over
 the crop; PSNR (dB) and SSIM between the render and the crop are measured inside the rendered
-skin mask: the projection mask times :func:`~facecraft.sdk.face_mask.skin_mask_from_landmarks`
+skin mask: the projection mask times :func:`~facecraft.sdk.photo.face_mask.skin_mask_from_landmarks`
 of the annotation mapped into the crop. Models without albedo get NaN.
 
 Nothing here changes process-wide state; the work runs under :func:`torch.inference_mode`.
@@ -61,14 +61,14 @@ import cv2
 import numpy as np
 import torch
 
-from facecraft.sdk.cameras import PerspectiveCamera, euler_to_matrix
-from facecraft.sdk.default_model import load_default_model, resolve_model
 from facecraft.sdk.errors import InvalidInputError
-from facecraft.sdk.face_mask import skin_mask_from_landmarks
-from facecraft.sdk.ingest import IngestSettings, ingest_photo
-from facecraft.sdk.landmark_eval import inter_ocular_nme
-from facecraft.sdk.morphable_model import MorphableModel, MorphableModelLayer
-from facecraft.sdk.renderer import render_mesh
+from facecraft.sdk.models.default_model import load_default_model, resolve_model
+from facecraft.sdk.models.morphable_model import MorphableModel, MorphableModelLayer
+from facecraft.sdk.photo.face_mask import skin_mask_from_landmarks
+from facecraft.sdk.photo.ingest import IngestSettings, ingest_photo
+from facecraft.sdk.photo.landmark_eval import inter_ocular_nme
+from facecraft.sdk.render.cameras import PerspectiveCamera, euler_to_matrix
+from facecraft.sdk.render.renderer import render_mesh
 from facecraft.training.losses import psnr, ssim
 from facecraft.training.regressor import CoeffRegressor, Coeffs3DMM, load_regressor
 from facecraft.training.synthetic import SyntheticFaces, SyntheticSettings
@@ -473,7 +473,7 @@ def rotation_error_deg(angles_a: torch.Tensor, angles_b: torch.Tensor) -> torch.
 
     Args:
         angles_a, angles_b: (B, 3) float ``(pitch, yaw, roll)`` radians
-            (:func:`facecraft.sdk.cameras.euler_to_matrix`).
+            (:func:`facecraft.sdk.render.cameras.euler_to_matrix`).
 
     Returns:
         (B,) float degrees in [0, 180].
@@ -638,7 +638,7 @@ def _eval_synthetic(regressor: CoeffRegressor, scene: _Scene, count: int,
 
 
 def _match(faces: Sequence[Any], centre: np.ndarray) -> Any:
-    """The largest detection whose box holds ``centre`` (as :mod:`facecraft.sdk.landmark_eval`
+    """The largest detection whose box holds ``centre`` (as :mod:`facecraft.sdk.photo.landmark_eval`
     matches), or None."""
     inside = [f for f in faces if f.box[0] <= centre[0] <= f.box[2]
               and f.box[1] <= centre[1] <= f.box[3]]
@@ -835,7 +835,7 @@ def evaluate(checkpoint: str | os.PathLike[str] | CoeffRegressor, *, synthetic_c
         settings: see :class:`RegressorEvalSettings`.
         model: the face model (overrides ``settings.model`` and the checkpoint's record).
         detector: anything with ``detect(rgb_uint8) -> faces`` (``box``, ``landmarks5``);
-            None builds :class:`facecraft.sdk.detect.FaceDetector` when photos are evaluated.
+            None builds :class:`facecraft.sdk.photo.detect.FaceDetector` when photos are evaluated.
         progress: tqdm bars on stderr.
 
     Returns:
@@ -874,7 +874,7 @@ def evaluate(checkpoint: str | os.PathLike[str] | CoeffRegressor, *, synthetic_c
     if ann_path is not None and not ann_path.is_file():
         raise InvalidInputError(f"annotation file {ann_path} does not exist")
     if ann_path is not None and detector is None:
-        from facecraft.sdk.detect import DetectorSettings, FaceDetector
+        from facecraft.sdk.photo.detect import DetectorSettings, FaceDetector
 
         detector = FaceDetector(DetectorSettings(threads=settings.detector_threads))
 

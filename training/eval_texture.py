@@ -26,10 +26,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from facecraft.sdk.cameras import PerspectiveCamera
-from facecraft.sdk.default_model import resolve_model
 from facecraft.sdk.errors import InvalidInputError
-from facecraft.sdk.renderer import render_mesh
+from facecraft.sdk.models.default_model import resolve_model
+from facecraft.sdk.render.cameras import PerspectiveCamera
+from facecraft.sdk.render.renderer import render_mesh
 
 from .losses import psnr, ssim
 from .regressor import load_regressor

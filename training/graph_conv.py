@@ -1,6 +1,6 @@
 """Chebyshev graph convolution and mesh resampling on the GCN hierarchy (Lin et al. / COMA).
 
-Each sparse matrix of a :class:`~facecraft.sdk.mesh_graph.MeshGraph` (a level's rescaled
+Each sparse matrix of a :class:`~facecraft.sdk.models.mesh_graph.MeshGraph` (a level's rescaled
 Laplacian ``L``, a ``down[l]`` or ``up[l]`` map) becomes one :class:`GraphMatrix`, a module that
 holds the matrix in two interchangeable *forms*:
 
@@ -54,7 +54,7 @@ import torch
 from torch import nn
 
 from facecraft.sdk.errors import InvalidInputError
-from facecraft.sdk.mesh_graph import MeshGraph
+from facecraft.sdk.models.mesh_graph import MeshGraph
 
 __all__ = [
     "GRAPH_FORMS",
@@ -166,7 +166,7 @@ class GraphMatrix(nn.Module):
     Args:
         matrix: (R, C) scipy.sparse matrix (any format; converted to float32 CSR), e.g. a
             level's rescaled Laplacian or a ``down``/``up`` map of a
-            :class:`~facecraft.sdk.mesh_graph.MeshGraph`.
+            :class:`~facecraft.sdk.models.mesh_graph.MeshGraph`.
         max_buckets: at most this many degree buckets in the gather form (1 = one table padded
             to the largest row).
 
@@ -324,7 +324,7 @@ class MeshGraphBuffers(nn.Module):
     """Every matrix of a mesh hierarchy as :class:`GraphMatrix` modules, built once and shared.
 
     Args:
-        graph: the face model's :class:`~facecraft.sdk.mesh_graph.MeshGraph`.
+        graph: the face model's :class:`~facecraft.sdk.models.mesh_graph.MeshGraph`.
         num_levels: use only the finest ``num_levels`` levels (default: all).
         max_buckets: see :class:`GraphMatrix`.
 
@@ -341,7 +341,7 @@ class MeshGraphBuffers(nn.Module):
         if not isinstance(graph, MeshGraph):
             raise InvalidInputError(
                 f"graph must be a MeshGraph (model.graph; build it with "
-                f"facecraft.sdk.mesh_graph.build_mesh_graph), got {type(graph).__name__}")
+                f"facecraft.sdk.models.mesh_graph.build_mesh_graph), got {type(graph).__name__}")
         n = graph.num_levels if num_levels is None else int(num_levels)
         if not 1 <= n <= graph.num_levels:
             raise InvalidInputError(

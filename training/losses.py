@@ -11,7 +11,8 @@ place and :func:`combine` turns a dict of unweighted terms into the total::
     total, log = combine(terms, LossWeights())
 
 Conventions: images are channels-last ``(B, H, W, 3)`` float linear RGB in [0, 1], as
-:class:`facecraft.sdk.renderer.RenderOutput` returns them; masks are ``(B, H, W)`` bool or float
+:class:`facecraft.sdk.render.renderer.RenderOutput` returns them; masks are ``(B, H, W)`` bool or
+float
 weights in [0, 1]. Every loss returns a 0-d tensor that is differentiable w.r.t. its float inputs,
 and an empty mask gives exactly 0 (still attached to the graph, zero gradient), never NaN.
 Euclidean norms use a "safe" square root whose gradient at 0 is 0, so a loss at its optimum is
@@ -385,7 +386,7 @@ def lighting_regularizer(lighting: torch.Tensor) -> torch.Tensor:
     ``mean_{b, c, k} (gamma_bck - mean_c gamma_bck)^2`` on the (B, 3, 9) channel-major view.
 
     Args:
-        lighting: (B, 27) float, channel-major SH (:mod:`facecraft.sdk.lighting`).
+        lighting: (B, 27) float, channel-major SH (:mod:`facecraft.sdk.render.lighting`).
 
     Returns:
         0-d tensor, 0 for white light.

@@ -1,7 +1,7 @@
 """Real-photo training data: detect, align and annotate photos once, then read them fast.
 
 :func:`prepare_photos` walks folders of photos (JPEG, PNG, WebP, BMP, TIFF; recursive), runs the
-SDK's ingestion (:func:`facecraft.sdk.ingest.ingest_photo`: decode, MTCNN detection, dlib's 68
+SDK's ingestion (:func:`facecraft.sdk.photo.ingest.ingest_photo`: decode, MTCNN detection, dlib's 68
 points when installed, 5-point alignment to the regressor's crop) and computes a skin mask per
 face. Everything is cached in one folder::
 
@@ -17,13 +17,14 @@ face. Everything is cached in one folder::
 the 128 px of the starter training config). The photometric, landmark and identity losses of
 :mod:`facecraft.training.train_regressor` train on it.
 
-Coordinates: x right, y down, pixel centres at +0.5 (:mod:`facecraft.sdk.align`). The crop is
-aligned to :data:`facecraft.sdk.align.CROP_TEMPLATE_224`, which is where the renderer's camera
-(:meth:`facecraft.sdk.cameras.PerspectiveCamera.paper`) sees the mean face, so a render of the
+Coordinates: x right, y down, pixel centres at +0.5 (:mod:`facecraft.sdk.photo.align`). The crop is
+aligned to :data:`facecraft.sdk.photo.align.CROP_TEMPLATE_224`, which is where the renderer's camera
+(:meth:`facecraft.sdk.render.cameras.PerspectiveCamera.paper`) sees the mean face, so a render of
+the
 predicted coefficients lands on the crop.
 
 Licence: dlib's 68-point model was trained on iBUG 300-W (non-commercial); prepared data is for
-training and evaluation only, like the model itself (:mod:`facecraft.sdk.landmarker`).
+training and evaluation only, like the model itself (:mod:`facecraft.sdk.photo.landmarker`).
 """
 
 from __future__ import annotations
@@ -43,13 +44,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from facecraft.sdk.detect import DetectorSettings, FaceDetector
 from facecraft.sdk.errors import FaceCraftError, InvalidInputError
-from facecraft.sdk.face_mask import refine_skin_mask, skin_mask_from_landmarks
-from facecraft.sdk.image_io import ImageDecodeError
-from facecraft.sdk.ingest import IngestedFace, IngestSettings, ingest_photo
-from facecraft.sdk.landmarker import Dlib68Landmarker
-from facecraft.sdk.tensor_file import open_tensor_file, write_tensor_file
+from facecraft.sdk.models.tensor_file import open_tensor_file, write_tensor_file
+from facecraft.sdk.photo.detect import DetectorSettings, FaceDetector
+from facecraft.sdk.photo.face_mask import refine_skin_mask, skin_mask_from_landmarks
+from facecraft.sdk.photo.image_io import ImageDecodeError
+from facecraft.sdk.photo.ingest import IngestedFace, IngestSettings, ingest_photo
+from facecraft.sdk.photo.landmarker import Dlib68Landmarker
 
 __all__ = [
     "PrepareSettings",
@@ -91,13 +92,14 @@ class PrepareSettings:
             '.[landmarks68]'``); without it, or when False, faces get the detector's 5 points
             only (recorded per face as ``landmark_kind``) and an ellipse skin mask.
         skin_forehead: forehead band height of the landmark skin mask, as a fraction of the
-            brow-to-nose-tip distance (:func:`~facecraft.sdk.face_mask.skin_mask_from_landmarks`).
+            brow-to-nose-tip distance
+            (:func:`~facecraft.sdk.photo.face_mask.skin_mask_from_landmarks`).
         skin_feature_margin: margin cut around eyes, brows and mouth, fraction of face width.
         refine_skin: drop mask pixels far from the median skin colour (hair, glasses, hands;
-            :func:`~facecraft.sdk.face_mask.refine_skin_mask`).
+            :func:`~facecraft.sdk.photo.face_mask.refine_skin_mask`).
         refine_sigma: the colour test's threshold in robust standard deviations.
         max_pixels: decompression-bomb limit passed to the decoder.
-        detector: :class:`~facecraft.sdk.detect.DetectorSettings` of the MTCNN detector.
+        detector: :class:`~facecraft.sdk.photo.detect.DetectorSettings` of the MTCNN detector.
     """
 
     crop_size: int = 224

@@ -11,17 +11,19 @@ head maps it to the coefficient vector laid out by :class:`CoeffLayout`, in Deng
 Conventions
 -----------
 * ``angles`` are ``(pitch, yaw, roll)`` in **radians** about the world X, Y, Z axes, composed as
-  ``R = Rz(roll) Ry(yaw) Rx(pitch)`` acting on column vectors (:func:`facecraft.sdk.cameras.
+  ``R = Rz(roll) Ry(yaw) Rx(pitch)`` acting on column vectors (:func:`facecraft.sdk.render.cameras.
   euler_to_matrix`); zero is a frontal face looking down +Z at the camera.
 * ``translation`` is in **metres** in the world frame (+X subject's left, +Y up, +Z towards the
-  camera), ``p_world = R p_model + t`` (:class:`facecraft.sdk.cameras.Pose`). The head's raw output
+  camera), ``p_world = R p_model + t`` (:class:`facecraft.sdk.render.cameras.Pose`). The head's raw
+  output
   is added to :attr:`CoeffRegressor.translation_offset` (default ``(0, 0, 0)``: the model origin at
-  the world origin, 1 m in front of the paper camera on +Z, :meth:`facecraft.sdk.cameras.
+  the world origin, 1 m in front of the paper camera on +Z, :meth:`facecraft.sdk.render.cameras.
   PerspectiveCamera.paper`). Deep3DFaceRecon's translation is in decimetres; ours is not.
-* ``lighting`` is the (B, 27) channel-major SH layout of :mod:`facecraft.sdk.lighting`, an offset
+* ``lighting`` is the (B, 27) channel-major SH layout of :mod:`facecraft.sdk.render.lighting`, an
+offset
   from the ambient init (``sh = 0`` is uniform ambient light).
 * identity / expression / albedo are the unit-variance coefficients of
-  :class:`facecraft.sdk.morphable_model.MorphableModel` (zero = the mean face).
+  :class:`facecraft.sdk.models.morphable_model.MorphableModel` (zero = the mean face).
 
 As in Deng et al. (Deep3DFaceRecon ``networks.py``), the head starts with zero weights and bias, so
 an untrained regressor outputs the mean face, frontal, at the default translation, under ambient
@@ -46,13 +48,13 @@ from typing import Any, Literal, overload
 import torch
 from torch import nn
 
-from facecraft.sdk.cameras import PAPER_IMAGE_SIZE, Pose
-from facecraft.sdk.coeff_layout import NUM_ANGLES as _NUM_ANGLES
-from facecraft.sdk.coeff_layout import NUM_TRANSLATION as _NUM_TRANSLATION
-from facecraft.sdk.coeff_layout import CoeffLayout
 from facecraft.sdk.errors import InvalidInputError, ModelFileError
-from facecraft.sdk.lighting import SH_NUM_COEFFS, SHLighting
-from facecraft.sdk.tensor_file import open_tensor_file, write_tensor_file
+from facecraft.sdk.models.tensor_file import open_tensor_file, write_tensor_file
+from facecraft.sdk.pipeline.coeff_layout import NUM_ANGLES as _NUM_ANGLES
+from facecraft.sdk.pipeline.coeff_layout import NUM_TRANSLATION as _NUM_TRANSLATION
+from facecraft.sdk.pipeline.coeff_layout import CoeffLayout
+from facecraft.sdk.render.cameras import PAPER_IMAGE_SIZE, Pose
+from facecraft.sdk.render.lighting import SH_NUM_COEFFS, SHLighting
 from facecraft.training.backbones import get_backbone
 
 __all__ = [
@@ -148,7 +150,7 @@ class Coeffs3DMM:
         return Pose.from_euler(self.angles, self.translation)
 
     def sh_lighting(self) -> SHLighting:
-        """The lighting as :class:`facecraft.sdk.lighting.SHLighting` (ambient init added)."""
+        """The lighting as :class:`~facecraft.sdk.render.lighting.SHLighting` (ambient added)."""
         return SHLighting(self.lighting)
 
     def to_vector(self) -> torch.Tensor:
@@ -174,8 +176,9 @@ class InputSpec:
     """What the regressor expects of its input crop (recorded in every checkpoint).
 
     Attributes:
-        crop_size: side of the square aligned crop, pixels (224, :data:`facecraft.sdk.cameras.
-            PAPER_IMAGE_SIZE`; :func:`facecraft.sdk.align` produces it). ``forward`` refuses
+        crop_size: side of the square aligned crop, pixels (224,
+        :data:`facecraft.sdk.render.cameras.
+            PAPER_IMAGE_SIZE`; :func:`facecraft.sdk.photo.align` produces it). ``forward`` refuses
             other sizes.
         mean: per-channel mean subtracted from RGB values in [0, 1] (ImageNet's by default).
         std: per-channel divisor applied after the mean.
@@ -276,7 +279,7 @@ class CoeffRegressor(nn.Module):
         if images.ndim != 4 or tuple(images.shape[1:]) != (3, s, s):
             raise InvalidInputError(f"expected images (B, 3, {s}, {s}) RGB in [0, 1], got "
                                     f"{tuple(images.shape)}; align the photo to a {s} px crop "
-                                    "first (facecraft.sdk.align)")
+                                    "first (facecraft.sdk.photo.align)")
         if not images.is_floating_point():
             raise InvalidInputError(f"expected images float RGB in [0, 1], got {images.dtype}; "
                                     "divide uint8 images by 255")

@@ -3,14 +3,17 @@
 Deng et al. (2019) train the coefficient regressor on photos only; rendered faces whose
 coefficients, pose and lighting are known exactly are a cheap complement (pre-training, sanity
 checks, ablations). Every sample is drawn from a :class:`~facecraft.sdk.MorphableModel` and
-drawn by the project's own renderer (:func:`facecraft.sdk.renderer.render_mesh`), so the images
+drawn by the project's own renderer (:func:`facecraft.sdk.render.renderer.render_mesh`), so the
+images
 follow exactly the conventions the regressor is trained and evaluated with.
 
 Camera and crop
 ---------------
 The camera is :meth:`PerspectiveCamera.paper(image_size)
-<facecraft.sdk.cameras.PerspectiveCamera.paper>`: 1015 px focal length at 224 px, 1 m from the
-world origin on +Z. :data:`~facecraft.sdk.align.CROP_TEMPLATE_224` is this camera's projection of
+<facecraft.sdk.render.cameras.PerspectiveCamera.paper>`: 1015 px focal length at 224 px, 1 m from
+the
+world origin on +Z. :data:`~facecraft.sdk.photo.align.CROP_TEMPLATE_224` is this camera's
+projection of
 the starter model's mean five landmarks shifted 25 px up, so a photo aligned to the template
 looks like a render at zero pose. A face at zero translation would land 25 px too low; 25 px is
 ``25 / 1015`` m (24.6 mm) at 1 m, but the landmarks are about 0.91 m from the camera, so the
@@ -21,7 +24,8 @@ squares fit of the model's mean five landmarks onto the template); for the start
 
 Ground truth
 ------------
-A sample's vertices are ``p_world = R(angles) p_model + t`` (:class:`~facecraft.sdk.cameras.Pose`),
+A sample's vertices are ``p_world = R(angles) p_model + t``
+(:class:`~facecraft.sdk.render.cameras.Pose`),
 ``p_model = S_mean + I c_i + E c_e``. ``translation`` is that *absolute* world translation in
 metres::
 
@@ -31,9 +35,9 @@ where ``t0`` is :attr:`SyntheticSettings.base_translation` (default: :func:`temp
 and ``c`` the centre of the bounding box of the model's mean 68 landmarks (model frame): the head
 turns about its face, as an aligned crop keeps a turned face centred, instead of about the
 model's origin (which would swing a 60-degree profile out of the frame). ``angles`` are
-``(pitch, yaw, roll)`` radians (:func:`~facecraft.sdk.cameras.euler_to_matrix`).
+``(pitch, yaw, roll)`` radians (:func:`~facecraft.sdk.render.cameras.euler_to_matrix`).
 ``lighting`` is the renderer's 27-coefficient SH offset from
-:data:`~facecraft.sdk.lighting.DEFAULT_SH_INIT` (channel-major). ``landmarks2d`` are the
+:data:`~facecraft.sdk.render.lighting.DEFAULT_SH_INIT` (channel-major). ``landmarks2d`` are the
 projections of ``landmarks3d`` (occluded ones included). Albedo is clamped to [0, 1] for the
 render only; the coefficients are returned as drawn.
 
@@ -68,14 +72,14 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset
 
-from facecraft.sdk.align import CROP_SIZE, CROP_TEMPLATE_224, five_from_68
-from facecraft.sdk.cameras import PerspectiveCamera, Pose
 from facecraft.sdk.errors import InvalidInputError
-from facecraft.sdk.image_io import read_image
-from facecraft.sdk.lighting import DEFAULT_SH_INIT, SH_NUM_BANDS
-from facecraft.sdk.morphable_model import MorphableModel
-from facecraft.sdk.renderer import RenderSettings, render_mesh
-from facecraft.sdk.sampling import region_mask
+from facecraft.sdk.models.morphable_model import MorphableModel
+from facecraft.sdk.photo.align import CROP_SIZE, CROP_TEMPLATE_224, five_from_68
+from facecraft.sdk.photo.image_io import read_image
+from facecraft.sdk.render.cameras import PerspectiveCamera, Pose
+from facecraft.sdk.render.lighting import DEFAULT_SH_INIT, SH_NUM_BANDS
+from facecraft.sdk.render.renderer import RenderSettings, render_mesh
+from facecraft.sdk.render.sampling import region_mask
 
 __all__ = [
     "BACKGROUND_MODES",
@@ -299,7 +303,7 @@ class SyntheticFace:
 def template_translation(model: MorphableModel, image_size: int = CROP_SIZE) -> np.ndarray:
     """The translation that puts the model's mean five landmarks on the crop template.
 
-    Least squares over the five points of :func:`~facecraft.sdk.align.five_from_68` under
+    Least squares over the five points of :func:`~facecraft.sdk.photo.align.five_from_68` under
     ``PerspectiveCamera.paper(image_size)`` at zero rotation (linear in ``t`` after multiplying
     out the depth). About ``(0, 0.0224, 0.002)`` m for the starter model; see the module
     docstring for why it is not ``25 / 1015`` m.

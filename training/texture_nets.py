@@ -1,6 +1,6 @@
 """The graph-convolutional texture networks of Lin et al., CVPR 2020, and their patch critic.
 
-Three GCNs on the face model's mesh hierarchy (:class:`~facecraft.sdk.mesh_graph.MeshGraph`,
+Three GCNs on the face model's mesh hierarchy (:class:`~facecraft.sdk.models.mesh_graph.MeshGraph`,
 ``model.graph``) turn a coarse 3DMM albedo into a detailed per-vertex one:
 
 * :class:`TextureDecoder`: an image feature (B, F) -> FC -> coarsest level x 32 channels ->
@@ -20,7 +20,8 @@ graph's coarsest level, so any hierarchy works (several mesh components, any coa
 Colour convention
 -----------------
 Inputs are in data units: albedo and photo colours linear RGB in [0, 1], visibility 0/1 (photo
-colour 0 where hidden, as :func:`facecraft.sdk.sampling.sample_vertex_colors` gives it). The nets
+colour 0 where hidden, as :func:`facecraft.sdk.render.sampling.sample_vertex_colors` gives it). The
+nets
 work and predict in *signed colour* ``s = 2 c - 1`` (:func:`albedo_to_signed`):
 ``decoder_out``, ``refiner_out`` and ``fine_texture`` are signed, ``fine_texture`` lies in
 (-1, 1) through the combiner's tanh, and the fine albedo is ``(fine_texture + 1) / 2``
@@ -51,7 +52,7 @@ import torch
 from torch import nn
 
 from facecraft.sdk.errors import InvalidInputError
-from facecraft.sdk.mesh_graph import MeshGraph
+from facecraft.sdk.models.mesh_graph import MeshGraph
 
 from .graph_conv import (
     ChebConv,
@@ -184,7 +185,7 @@ def _buffers(graph: MeshGraph | MeshGraphBuffers, levels: int, what: str) -> Mes
         raise InvalidInputError(
             f"graph must be a MeshGraph (model.graph) or MeshGraphBuffers, got "
             f"{type(graph).__name__}; a model without a graph needs "
-            "facecraft.sdk.mesh_graph.build_mesh_graph first")
+            "facecraft.sdk.models.mesh_graph.build_mesh_graph first")
     if graph.num_levels < levels:
         raise InvalidInputError(
             f"the {what} needs a mesh graph with {levels} levels, this one has "
@@ -235,7 +236,7 @@ class TextureDecoder(_GraphNet):
     ``feature_dim -> V_n * decoder_coarse_channels`` from the graph's coarsest used level ``n``.
 
     Args:
-        graph: the face model's :class:`~facecraft.sdk.mesh_graph.MeshGraph` or shared
+        graph: the face model's :class:`~facecraft.sdk.models.mesh_graph.MeshGraph` or shared
             :class:`~facecraft.training.graph_conv.MeshGraphBuffers`.
         config: sizes (default :class:`TextureNetConfig`).
         form: ``"sparse"`` or ``"gather"``.
@@ -292,7 +293,7 @@ class TextureRefiner(_GraphNet):
     Colours enter in signed form (``2 c - 1``), visibility as given.
 
     Args:
-        graph: the face model's :class:`~facecraft.sdk.mesh_graph.MeshGraph` or shared
+        graph: the face model's :class:`~facecraft.sdk.models.mesh_graph.MeshGraph` or shared
             :class:`~facecraft.training.graph_conv.MeshGraphBuffers`.
         config: sizes (default :class:`TextureNetConfig`).
         form: ``"sparse"`` or ``"gather"``.
@@ -379,7 +380,7 @@ class TextureCombiner(_GraphNet):
     """Blend the decoder's and the refiner's textures: Cheb (K) on 6 channels -> 3 -> tanh.
 
     Args:
-        graph: the face model's :class:`~facecraft.sdk.mesh_graph.MeshGraph` or shared
+        graph: the face model's :class:`~facecraft.sdk.models.mesh_graph.MeshGraph` or shared
             :class:`~facecraft.training.graph_conv.MeshGraphBuffers`.
         config: ``K`` and ``residual`` are used.
         form: ``"sparse"`` or ``"gather"``.
@@ -448,7 +449,7 @@ class FineTextureNet(_GraphNet):
     """Decoder, refiner and combiner on one shared set of graph buffers.
 
     Args:
-        graph: the face model's :class:`~facecraft.sdk.mesh_graph.MeshGraph`
+        graph: the face model's :class:`~facecraft.sdk.models.mesh_graph.MeshGraph`
             (``model.graph``) or shared :class:`~facecraft.training.graph_conv.MeshGraphBuffers`.
         config: sizes (default :class:`TextureNetConfig`).
         feature_dim: overrides ``config.feature_dim`` (the stored :attr:`config` shows the

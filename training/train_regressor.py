@@ -16,7 +16,7 @@ minimises, weighted by :class:`~facecraft.training.losses.LossWeights` (:func:`c
 * ``vertex``: :func:`vertex_loss` between the predicted and true model-frame shapes (metres),
   both decoded with the face model's torch layer;
 * ``landmark``: :func:`landmark_loss` between the predicted 68 landmarks, projected with
-  :meth:`PerspectiveCamera.paper <facecraft.sdk.cameras.PerspectiveCamera.paper>` and the
+  :meth:`PerspectiveCamera.paper <facecraft.sdk.render.cameras.PerspectiveCamera.paper>` and the
   predicted pose, and the true ones (pixels, normalised by the image size);
 * ``photometric``: :func:`photometric_loss` of the predicted face rendered with the predicted
   albedo and lighting against the input image, inside the true skin mask (models with albedo);
@@ -86,12 +86,12 @@ import numpy as np
 import torch
 from torch import nn
 
-from facecraft.sdk.align import CROP_SIZE, CROP_TEMPLATE_224, similarity_transform
-from facecraft.sdk.cameras import PerspectiveCamera
-from facecraft.sdk.default_model import resolve_model
 from facecraft.sdk.errors import InvalidInputError
-from facecraft.sdk.morphable_model import MorphableModel
-from facecraft.sdk.renderer import render_mesh
+from facecraft.sdk.models.default_model import resolve_model
+from facecraft.sdk.models.morphable_model import MorphableModel
+from facecraft.sdk.photo.align import CROP_SIZE, CROP_TEMPLATE_224, similarity_transform
+from facecraft.sdk.render.cameras import PerspectiveCamera
+from facecraft.sdk.render.renderer import render_mesh
 from facecraft.training.backbones import list_backbones
 from facecraft.training.losses import (
     LossWeights,

@@ -42,13 +42,13 @@ import numpy as np
 import torch
 from torch import nn
 
-from facecraft.sdk.cameras import PerspectiveCamera
-from facecraft.sdk.default_model import resolve_model
 from facecraft.sdk.errors import InvalidInputError, ModelFileError
-from facecraft.sdk.model_file import model_hash
-from facecraft.sdk.morphable_model import MorphableModel
-from facecraft.sdk.renderer import RenderOutput, render_mesh
-from facecraft.sdk.sampling import sample_vertex_colors
+from facecraft.sdk.models.default_model import resolve_model
+from facecraft.sdk.models.model_file import model_hash
+from facecraft.sdk.models.morphable_model import MorphableModel
+from facecraft.sdk.render.cameras import PerspectiveCamera
+from facecraft.sdk.render.renderer import RenderOutput, render_mesh
+from facecraft.sdk.render.sampling import sample_vertex_colors
 
 from .losses import (
     LossWeights,
@@ -332,7 +332,7 @@ def texture_stage(regressor: CoeffRegressor, layer, camera: PerspectiveCamera,
 
     Args:
         regressor: the frozen regressor (eval mode).
-        layer: the face model's :class:`~facecraft.sdk.morphable_model.MorphableModelLayer`.
+        layer: the face model's :class:`~facecraft.sdk.models.morphable_model.MorphableModelLayer`.
         camera: the crop's camera (``PerspectiveCamera.paper(S)``).
         images: (B, 3, S, S) float RGB in [0, 1].
         skin: (B, 1, S, S) or (B, S, S) float/bool skin mask.

@@ -17,7 +17,7 @@ from facecraft.export.onnx_export import (
     regressor_parity_crops,
 )
 from facecraft.sdk.errors import InvalidInputError
-from facecraft.sdk.package import file_sha256, load_package
+from facecraft.sdk.pipeline.package import file_sha256, load_package
 from facecraft.training.regressor import load_regressor
 
 from .conftest import PHOTOS

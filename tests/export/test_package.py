@@ -16,7 +16,7 @@ from facecraft.export.tensorrt import tensorrt_available
 from facecraft.export.triton import write_triton_repository
 from facecraft.sdk.cli import EXIT_ERROR, main
 from facecraft.sdk.errors import FaceCraftError, InvalidInputError, ModelFileError
-from facecraft.sdk.package import (
+from facecraft.sdk.pipeline.package import (
     MANIFEST_NAME,
     PACKAGE_FORMAT,
     PACKAGE_FORMAT_VERSION,
@@ -259,7 +259,7 @@ def _texture_checkpoint(path, *, identity_feature: bool, feature_dim: int = 64):
     tn = pytest.importorskip("facecraft.training.texture_nets",
                              reason="the texture nets are not in this FaceCraft")
     tt = pytest.importorskip("facecraft.training.train_texture")
-    from facecraft.sdk.default_model import load_default_model
+    from facecraft.sdk.models.default_model import load_default_model
 
     torch.manual_seed(0)
     net = tn.FineTextureNet(load_default_model().graph, feature_dim=feature_dim).eval()

@@ -23,8 +23,8 @@ from facecraft.export.tensorrt import (
     tensorrt_available,
 )
 from facecraft.sdk.errors import FaceCraftError, InvalidInputError
-from facecraft.sdk.package import load_package
-from facecraft.sdk.runtime import engine_cache_key
+from facecraft.sdk.pipeline.package import load_package
+from facecraft.sdk.pipeline.runtime import engine_cache_key
 
 
 def test_missing_tensorrt_is_a_clear_error(package, tmp_path):

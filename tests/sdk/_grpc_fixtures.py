@@ -1,6 +1,6 @@
 """Fixtures for the gRPC server and client tests (imported by test_server.py / test_client.py).
 
-A real :class:`~facecraft.sdk.pipeline.FaceCraft` over a small random-weights package (the
+A real :class:`~facecraft.sdk.pipeline.pipeline.FaceCraft` over a small random-weights package (the
 export tests' ``random.fcpkg`` in the session's temp folder, built once), real photos from
 ../shared/assets downscaled to 160 px (cheap to reconstruct), and servers on loopback port 0.
 """
@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 import torch
 
-from facecraft.sdk.pipeline import FaceCraft, PipelineSettings
-from facecraft.sdk.server import ServerSettings, create_server
+from facecraft.sdk.pipeline.pipeline import FaceCraft, PipelineSettings
+from facecraft.sdk.serving.server import ServerSettings, create_server
 
 from ..conftest import assets_or_skip
 
@@ -64,7 +64,7 @@ def package_path(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def pipelines(package_path, one_torch_thread) -> list[FaceCraft]:
     """Two pipelines (two workers) over the random package."""
-    from facecraft.sdk.package import load_package
+    from facecraft.sdk.pipeline.package import load_package
 
     pkg = load_package(package_path)
     return [FaceCraft(pkg, threads=1, settings=FAST) for _ in range(2)]

@@ -13,9 +13,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from facecraft.sdk.morphable_model import MorphableModel
-from facecraft.sdk.pose_fit import fit_weak_perspective
-from facecraft.sdk.rig import Rig, rig_from_model
+from facecraft.sdk.models.morphable_model import MorphableModel
+from facecraft.sdk.render.pose_fit import fit_weak_perspective
+from facecraft.sdk.rigs.rig import Rig, rig_from_model
 
 REPO = Path(__file__).resolve().parents[2]
 ASSETS = REPO.parent / "shared" / "assets"
@@ -78,7 +78,7 @@ def photo_vertex_colors(model: MorphableModel, verts: np.ndarray, pose_fit, phot
                         ) -> tuple[np.ndarray, np.ndarray]:
     """Photo colours (V, 3) in [0, 1] at each vertex under a weak-perspective fit, and (V,)
     visibility (facing the camera; no occlusion test, good enough for a frontal photo)."""
-    from facecraft.sdk.mesh import vertex_normals_np
+    from facecraft.sdk.models.mesh import vertex_normals_np
 
     rot = pose_fit.pose.rotation[0].numpy().astype(np.float64)
     t2 = pose_fit.pose.translation[0, :2].numpy().astype(np.float64)

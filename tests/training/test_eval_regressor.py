@@ -12,11 +12,11 @@ import numpy as np
 import pytest
 import torch
 
-from facecraft.sdk.cameras import euler_to_matrix
 from facecraft.sdk.cli import EXIT_ERROR, main
-from facecraft.sdk.default_model import load_default_model
 from facecraft.sdk.errors import InvalidInputError
-from facecraft.sdk.landmark_eval import inter_ocular_nme
+from facecraft.sdk.models.default_model import load_default_model
+from facecraft.sdk.photo.landmark_eval import inter_ocular_nme
+from facecraft.sdk.render.cameras import euler_to_matrix
 from facecraft.training.eval_regressor import (
     NOW_LANDMARKS,
     ErrorStats,

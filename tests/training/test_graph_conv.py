@@ -11,10 +11,10 @@ import pytest
 import scipy.sparse as sp
 import torch
 
-from facecraft.sdk.default_model import load_default_model
 from facecraft.sdk.errors import InvalidInputError
-from facecraft.sdk.mesh import read_obj
-from facecraft.sdk.mesh_graph import rescaled_laplacian
+from facecraft.sdk.models.default_model import load_default_model
+from facecraft.sdk.models.mesh import read_obj
+from facecraft.sdk.models.mesh_graph import rescaled_laplacian
 from facecraft.training.graph_conv import (
     GRAPH_FORMS,
     ChebConv,

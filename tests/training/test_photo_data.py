@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 import torch
 
-from facecraft.sdk.align import CROP_TEMPLATE_224
 from facecraft.sdk.cli import EXIT_ERROR, main
 from facecraft.sdk.errors import InvalidInputError
-from facecraft.sdk.landmarker import Dlib68Landmarker
+from facecraft.sdk.photo.align import CROP_TEMPLATE_224
+from facecraft.sdk.photo.landmarker import Dlib68Landmarker
 from facecraft.training.photo_data import (
     PHOTO_FACES_FORMAT,
     PhotoFaces,

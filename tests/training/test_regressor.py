@@ -8,8 +8,8 @@ import json
 import pytest
 import torch
 
-from facecraft.sdk.cameras import Pose
 from facecraft.sdk.errors import InvalidInputError, ModelFileError
+from facecraft.sdk.render.cameras import Pose
 from facecraft.training.backbones import get_backbone, list_backbones
 from facecraft.training.regressor import (
     CoeffLayout,

@@ -13,10 +13,10 @@ import numpy as np
 import pytest
 import torch
 
-from facecraft.sdk.align import CROP_SIZE, CROP_TEMPLATE_224, five_from_68
-from facecraft.sdk.cameras import PerspectiveCamera
 from facecraft.sdk.errors import InvalidInputError
-from facecraft.sdk.starter import build_starter_model
+from facecraft.sdk.models.starter import build_starter_model
+from facecraft.sdk.photo.align import CROP_SIZE, CROP_TEMPLATE_224, five_from_68
+from facecraft.sdk.render.cameras import PerspectiveCamera
 from facecraft.training.synthetic import (
     CachedSyntheticFaces,
     SyntheticFace,
@@ -62,7 +62,7 @@ def test_same_seed_and_index_give_identical_samples(model, dataset):
 
 
 def test_identical_in_another_process(dataset):
-    code = ("import torch; from facecraft.sdk.starter import build_starter_model; "
+    code = ("import torch; from facecraft.sdk.models.starter import build_starter_model; "
             "from facecraft.training.synthetic import SyntheticFaces, SyntheticSettings; "
             f"d = SyntheticFaces(build_starter_model(), SyntheticSettings(image_size={SIZE}), "
             "length=64, seed=7)[5]; "
@@ -118,7 +118,7 @@ def test_vertices_and_landmarks3d_follow_the_pose(model):
     layer = model.to_torch()
     torch.testing.assert_close(layer.landmarks(b.vertices), b.landmarks3d)
     # undo the pose: R^T (p - t) must be the decoded model-frame shape
-    from facecraft.sdk.cameras import euler_to_matrix
+    from facecraft.sdk.render.cameras import euler_to_matrix
 
     rot = euler_to_matrix(b.angles)
     local = (b.vertices - b.translation[:, None]) @ rot

@@ -17,9 +17,9 @@ import numpy as np
 import pytest
 import torch
 
-from facecraft.sdk.cameras import euler_to_matrix
-from facecraft.sdk.default_model import resolve_model
 from facecraft.sdk.errors import FaceCraftError, InvalidInputError
+from facecraft.sdk.models.default_model import resolve_model
+from facecraft.sdk.render.cameras import euler_to_matrix
 from facecraft.training.losses import LossWeights
 from facecraft.training.photo_data import PhotoFaces, prepare_photos
 from facecraft.training.regressor import Coeffs3DMM, load_regressor

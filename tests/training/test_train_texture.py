@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 import torch
 
-from facecraft.sdk.cameras import PerspectiveCamera
 from facecraft.sdk.cli import main
-from facecraft.sdk.default_model import load_default_model
 from facecraft.sdk.errors import InvalidInputError, ModelFileError
+from facecraft.sdk.models.default_model import load_default_model
+from facecraft.sdk.render.cameras import PerspectiveCamera
 from facecraft.training.eval_texture import COARSE_ROW, evaluate_texture
 from facecraft.training.losses import LossWeights
 from facecraft.training.photo_data import prepare_photos
@@ -219,7 +219,7 @@ def test_eval_texture_cli_writes_the_table(regressor_ckpt, photos, tmp_path, cap
 
 
 def test_albedo_model_from_photos(starter, photos, tmp_path, capsys):
-    from facecraft.sdk.model_file import load_model, save_model
+    from facecraft.sdk.models.model_file import load_model, save_model
     from facecraft.training.albedo_model import AlbedoBuildSettings, build_albedo_model
 
     shape_only = dataclasses.replace(starter, albedo_mean=None, albedo_basis=None,

@@ -1,0 +1,72 @@
+"""The photo front-end: decoding, face detection, alignment, landmarks and skin masks.
+
+Public names are re-exported lazily (PEP 562): importing this package loads nothing
+heavy until a name is used.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from facecraft.sdk._lazy import attach
+
+_EXPORTS = {
+    "AlignedFace": "align",
+    "align_face": "align",
+    "five_from_68": "align",
+    "DetectorSettings": "detect",
+    "DetectorUnavailableError": "detect",
+    "Face": "detect",
+    "FaceDetector": "detect",
+    "largest_face": "detect",
+    "refine_skin_mask": "face_mask",
+    "skin_mask_from_landmarks": "face_mask",
+    "DecodedImage": "image_io",
+    "ImageDecodeError": "image_io",
+    "decode_image": "image_io",
+    "read_image": "image_io",
+    "IngestedFace": "ingest",
+    "IngestedPhoto": "ingest",
+    "IngestSettings": "ingest",
+    "NoFaceError": "ingest",
+    "ingest_photo": "ingest",
+    "Dlib68Landmarker": "landmarker",
+    "nme": "landmarker",
+}
+
+__getattr__, __dir__, __all__ = attach(__name__, _EXPORTS)
+
+if TYPE_CHECKING:  # the same names, for type checkers and IDEs
+    from facecraft.sdk.photo.align import (  # noqa: F401
+        AlignedFace,
+        align_face,
+        five_from_68,
+    )
+    from facecraft.sdk.photo.detect import (  # noqa: F401
+        DetectorSettings,
+        DetectorUnavailableError,
+        Face,
+        FaceDetector,
+        largest_face,
+    )
+    from facecraft.sdk.photo.face_mask import (  # noqa: F401
+        refine_skin_mask,
+        skin_mask_from_landmarks,
+    )
+    from facecraft.sdk.photo.image_io import (  # noqa: F401
+        DecodedImage,
+        ImageDecodeError,
+        decode_image,
+        read_image,
+    )
+    from facecraft.sdk.photo.ingest import (  # noqa: F401
+        IngestedFace,
+        IngestedPhoto,
+        IngestSettings,
+        NoFaceError,
+        ingest_photo,
+    )
+    from facecraft.sdk.photo.landmarker import (  # noqa: F401
+        Dlib68Landmarker,
+        nme,
+    )

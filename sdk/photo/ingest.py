@@ -1,0 +1,122 @@
+"""Photo ingestion: bytes -> decoded photo -> faces -> aligned crops with landmarks and masks.
+
+One call, :func:`ingest_photo`, runs the stages of :mod:`image_io`, :mod:`detect`, an optional
+68-point landmarker, :mod:`align` and :mod:`face_mask`, and returns named results. Nothing is
+written anywhere; photos stay in memory.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from facecraft.sdk.errors import InvalidInputError
+from facecraft.sdk.photo.align import CROP_SIZE, AlignedFace, align_face, five_from_68
+from facecraft.sdk.photo.face_mask import skin_mask_from_landmarks
+from facecraft.sdk.photo.image_io import DecodedImage, decode_image
+
+__all__ = ["IngestSettings", "IngestedFace", "IngestedPhoto", "ingest_photo", "NoFaceError"]
+
+
+class NoFaceError(InvalidInputError):
+    """The photo holds no face the detector can find (the service maps it to FAILED_PRECONDITION
+    or INVALID_ARGUMENT, the CLI to a one-line error)."""
+
+
+@dataclass(frozen=True)
+class IngestSettings:
+    """How :func:`ingest_photo` works.
+
+    Attributes:
+        crop_size: side of the aligned crop in pixels (the regressor's input, 224).
+        all_faces: every face (largest first) instead of only the largest.
+        max_pixels: decompression-bomb limit passed to the decoder.
+        require_face: raise :class:`NoFaceError` when no face is found.
+    """
+
+    crop_size: int = CROP_SIZE
+    all_faces: bool = False
+    max_pixels: int = 40_000_000
+    require_face: bool = True
+
+    def __post_init__(self) -> None:
+        if not 32 <= self.crop_size <= 2048:
+            raise InvalidInputError(f"crop_size must be in [32, 2048] px, got {self.crop_size}")
+
+
+@dataclass(frozen=True)
+class IngestedFace:
+    """One face of a photo.
+
+    Attributes:
+        box: (4,) x0, y0, x1, y1 in photo pixels.
+        score: detector confidence in [0, 1].
+        landmarks5: (5, 2) photo pixels (subject's right eye, left eye, nose tip, right and
+            left mouth corners).
+        landmarks68: (68, 2) photo pixels in iBUG order, or None without a 68-point landmarker.
+        aligned: the crop, its transform and its 5 points.
+        crop_landmarks68: (68, 2) in crop pixels, or None.
+        skin_mask: (S, S) bool skin mask in the crop, or None without 68 landmarks.
+    """
+
+    box: np.ndarray
+    score: float
+    landmarks5: np.ndarray
+    landmarks68: np.ndarray | None
+    aligned: AlignedFace
+    crop_landmarks68: np.ndarray | None = None
+    skin_mask: np.ndarray | None = None
+
+
+@dataclass(frozen=True)
+class IngestedPhoto:
+    """A decoded photo and its faces (largest first)."""
+
+    photo: DecodedImage
+    faces: tuple[IngestedFace, ...] = field(default_factory=tuple)
+
+
+def ingest_photo(data: bytes, detector: Any, *, landmarker: Any = None,
+                 settings: IngestSettings = IngestSettings(),
+                 source: str = "<bytes>") -> IngestedPhoto:
+    """Decode a photo, find faces, and align each one.
+
+    Args:
+        data: the encoded photo (JPEG, PNG, WebP, BMP, TIFF).
+        detector: a :class:`facecraft.sdk.photo.detect.FaceDetector` (anything with
+            ``detect(rgb) -> list[Face]``).
+        landmarker: optional 68-point landmarker with ``landmarks(rgb, box) -> (68, 2)``; with
+            one, each face also gets 68 landmarks, 5 points derived from them, and a skin mask.
+        settings: see :class:`IngestSettings`.
+        source: a name for error messages.
+
+    Raises:
+        ImageDecodeError: not a readable photo. NoFaceError: no face (``require_face``).
+    """
+    photo = decode_image(data, max_pixels=settings.max_pixels, source=source)
+    rgb8 = photo.to_uint8()
+    found = sorted(detector.detect(rgb8), key=lambda f: -float(
+        (f.box[2] - f.box[0]) * (f.box[3] - f.box[1])))
+    if not found and settings.require_face:
+        raise NoFaceError(f"no face found in {source} ({photo.size[1]}x{photo.size[0]} px); "
+                          "send a photo with a clearly visible face")
+    if not settings.all_faces:
+        found = found[:1]
+    faces = []
+    for f in found:
+        lm68 = None
+        five = np.asarray(f.landmarks5, np.float64)
+        if landmarker is not None:
+            lm68 = np.asarray(landmarker.landmarks(rgb8, f.box), np.float64)
+            five = five_from_68(lm68)
+        aligned = align_face(photo.rgb, five, settings.crop_size)
+        crop68 = mask = None
+        if lm68 is not None:
+            crop68 = aligned.to_crop(lm68)
+            mask = skin_mask_from_landmarks(crop68, (settings.crop_size,) * 2)
+        faces.append(IngestedFace(box=np.asarray(f.box, np.float64), score=float(f.score),
+                                  landmarks5=five, landmarks68=lm68, aligned=aligned,
+                                  crop_landmarks68=crop68, skin_mask=mask))
+    return IngestedPhoto(photo=photo, faces=tuple(faces))
