@@ -28,9 +28,11 @@ _EXPORTS = {
     "resolve_model": "models.default_model",
     "DetectorSettings": "photo.detect",
     "DetectorUnavailableError": "photo.detect",
-    "Face": "photo.detect",
+    "Face": "photo.detection",
     "FaceDetector": "photo.detect",
-    "largest_face": "photo.detect",
+    "Detector": "photo.protocols",
+    "Landmarker": "photo.protocols",
+    "largest_face": "photo.detection",
     "FaceCraftError": "errors",
     "InvalidInputError": "errors",
     "ModelFileError": "errors",
@@ -49,7 +51,8 @@ _EXPORTS = {
     "IngestedFace": "photo.ingest",
     "IngestedPhoto": "photo.ingest",
     "IngestSettings": "photo.ingest",
-    "NoFaceError": "photo.ingest",
+    "NoFaceError": "errors",
+    "PhotoTooLargeError": "errors",
     "ingest_photo": "photo.ingest",
     "Dlib68Landmarker": "photo.landmarker",
     "nme": "photo.landmarker",
@@ -119,6 +122,8 @@ if TYPE_CHECKING:  # the same names, for type checkers and IDEs
         InvalidInputError,
         ModelFileError,
         ModelFormatError,
+        NoFaceError,
+        PhotoTooLargeError,
     )
     from facecraft.sdk.models.default_model import (  # noqa: F401
         load_default_model,
@@ -153,8 +158,10 @@ if TYPE_CHECKING:  # the same names, for type checkers and IDEs
     from facecraft.sdk.photo.detect import (  # noqa: F401
         DetectorSettings,
         DetectorUnavailableError,
-        Face,
         FaceDetector,
+    )
+    from facecraft.sdk.photo.detection import (  # noqa: F401
+        Face,
         largest_face,
     )
     from facecraft.sdk.photo.face_mask import (  # noqa: F401
@@ -171,12 +178,15 @@ if TYPE_CHECKING:  # the same names, for type checkers and IDEs
         IngestedFace,
         IngestedPhoto,
         IngestSettings,
-        NoFaceError,
         ingest_photo,
     )
     from facecraft.sdk.photo.landmarker import (  # noqa: F401
         Dlib68Landmarker,
         nme,
+    )
+    from facecraft.sdk.photo.protocols import (  # noqa: F401
+        Detector,
+        Landmarker,
     )
     from facecraft.sdk.pipeline.coeff_layout import (  # noqa: F401
         CoeffLayout,

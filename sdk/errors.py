@@ -7,7 +7,14 @@ and an exit code or status without catching unrelated bugs.
 
 from __future__ import annotations
 
-__all__ = ["FaceCraftError", "ModelFormatError", "ModelFileError", "InvalidInputError"]
+__all__ = [
+    "FaceCraftError",
+    "InvalidInputError",
+    "ModelFileError",
+    "ModelFormatError",
+    "NoFaceError",
+    "PhotoTooLargeError",
+]
 
 
 class FaceCraftError(Exception):
@@ -24,3 +31,15 @@ class ModelFormatError(FaceCraftError):
 
 class ModelFileError(FaceCraftError):
     """A compiled FaceCraft model file (``.fcm``) is unreadable, of another schema, or corrupt."""
+
+
+class PhotoTooLargeError(InvalidInputError):
+    """A photo has more pixels (or bytes) than the configured limit; the message says both.
+
+    Raised by the decoder from the image header, before pixels are decoded; the service maps it
+    to ``RESOURCE_EXHAUSTED``, the CLI to a one-line error."""
+
+
+class NoFaceError(InvalidInputError):
+    """The photo holds no face the detector can find (the service maps it to
+    ``FAILED_PRECONDITION``, the CLI to a one-line error)."""

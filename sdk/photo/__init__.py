@@ -16,9 +16,11 @@ _EXPORTS = {
     "five_from_68": "align",
     "DetectorSettings": "detect",
     "DetectorUnavailableError": "detect",
-    "Face": "detect",
+    "Face": "detection",
     "FaceDetector": "detect",
-    "largest_face": "detect",
+    "Detector": "protocols",
+    "Landmarker": "protocols",
+    "largest_face": "detection",
     "refine_skin_mask": "face_mask",
     "skin_mask_from_landmarks": "face_mask",
     "DecodedImage": "image_io",
@@ -28,7 +30,6 @@ _EXPORTS = {
     "IngestedFace": "ingest",
     "IngestedPhoto": "ingest",
     "IngestSettings": "ingest",
-    "NoFaceError": "ingest",
     "ingest_photo": "ingest",
     "Dlib68Landmarker": "landmarker",
     "nme": "landmarker",
@@ -45,8 +46,10 @@ if TYPE_CHECKING:  # the same names, for type checkers and IDEs
     from facecraft.sdk.photo.detect import (  # noqa: F401
         DetectorSettings,
         DetectorUnavailableError,
-        Face,
         FaceDetector,
+    )
+    from facecraft.sdk.photo.detection import (  # noqa: F401
+        Face,
         largest_face,
     )
     from facecraft.sdk.photo.face_mask import (  # noqa: F401
@@ -63,10 +66,13 @@ if TYPE_CHECKING:  # the same names, for type checkers and IDEs
         IngestedFace,
         IngestedPhoto,
         IngestSettings,
-        NoFaceError,
         ingest_photo,
     )
     from facecraft.sdk.photo.landmarker import (  # noqa: F401
         Dlib68Landmarker,
         nme,
+    )
+    from facecraft.sdk.photo.protocols import (  # noqa: F401
+        Detector,
+        Landmarker,
     )

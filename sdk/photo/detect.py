@@ -37,6 +37,7 @@ import cv2
 import numpy as np
 
 from facecraft.sdk.errors import FaceCraftError, InvalidInputError
+from facecraft.sdk.photo.detection import Face, largest_face
 
 __all__ = ["DetectorSettings", "Face", "FaceDetector", "DetectorUnavailableError",
            "largest_face", "mtcnn_model_dir"]
@@ -89,35 +90,6 @@ class DetectorSettings:
             raise InvalidInputError(f"scale_factor must be in [0.1, 1), got {self.scale_factor}")
         if int(self.threads) < 1:
             raise InvalidInputError(f"threads must be >= 1, got {self.threads}")
-
-
-@dataclass(frozen=True)
-class Face:
-    """One detected face.
-
-    Attributes:
-        box: (4,) float64 ``(x0, y0, x1, y1)`` photo pixels (x right, y down, pixel centres at
-            +0.5), clipped to the image.
-        score: O-Net face probability in [0, 1].
-        landmarks5: (5, 2) float64 photo pixels, in :mod:`facecraft.sdk.photo.align` order:
-        subject's
-            right eye (the IMAGE-LEFT eye in a frontal photo), left eye, nose tip, right mouth
-            corner, left mouth corner.
-    """
-
-    box: np.ndarray
-    score: float
-    landmarks5: np.ndarray
-
-    @property
-    def area(self) -> float:
-        """Box area in square pixels."""
-        return float(max(self.box[2] - self.box[0], 0.0) * max(self.box[3] - self.box[1], 0.0))
-
-
-def largest_face(faces: list[Face]) -> Face | None:
-    """The face with the largest box area, or ``None`` for an empty list."""
-    return max(faces, key=lambda f: f.area) if faces else None
 
 
 def mtcnn_model_dir() -> Path:

@@ -12,17 +12,12 @@ from typing import Any
 
 import numpy as np
 
-from facecraft.sdk.errors import InvalidInputError
+from facecraft.sdk.errors import InvalidInputError, NoFaceError
 from facecraft.sdk.photo.align import CROP_SIZE, AlignedFace, align_face, five_from_68
 from facecraft.sdk.photo.face_mask import skin_mask_from_landmarks
 from facecraft.sdk.photo.image_io import DecodedImage, decode_image
 
 __all__ = ["IngestSettings", "IngestedFace", "IngestedPhoto", "ingest_photo", "NoFaceError"]
-
-
-class NoFaceError(InvalidInputError):
-    """The photo holds no face the detector can find (the service maps it to FAILED_PRECONDITION
-    or INVALID_ARGUMENT, the CLI to a one-line error)."""
 
 
 @dataclass(frozen=True)

@@ -96,7 +96,7 @@ def _check(rgb: np.ndarray, box: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 class _DlibShapePredictor:
     _model_file = ""
-    _num_points = 0
+    num_points = 0
 
     def __init__(self, *, map_box: bool = True) -> None:
         try:
@@ -159,7 +159,7 @@ class Dlib68Landmarker(_DlibShapePredictor):
     """
 
     _model_file = "shape_predictor_68_face_landmarks.dat"
-    _num_points = 68
+    num_points = 68
 
 
 class Dlib5Landmarker(_DlibShapePredictor):
@@ -174,7 +174,7 @@ class Dlib5Landmarker(_DlibShapePredictor):
     """
 
     _model_file = "shape_predictor_5_face_landmarks.dat"
-    _num_points = 5
+    num_points = 5
 
 
 def nme(pred: np.ndarray, gt: np.ndarray, norm: str = "inter_ocular") -> float:

@@ -3,7 +3,7 @@
 Stages, each a method returning a named result (so benchmarks and callers can run them apart)::
 
     decode      bytes / path / array        -> DecodedImage              (image_io)
-    detect      photo                       -> [Detection]               (MTCNN, ONNX Runtime CPU)
+    detect      photo                       -> [Face]               (MTCNN, ONNX Runtime CPU)
     align       photo, detections           -> [AlignedFace] crops       (5-point similarity)
     regress     (N, S, S, 3) crops          -> (N, K) coefficients       (package regressor, ORT)
     geometry    coefficients                -> shape, pose, albedo, SH   (face model, torch)
@@ -56,6 +56,7 @@ from facecraft.sdk.models.mesh import vertex_normals
 from facecraft.sdk.models.morphable_model import MorphableModel
 from facecraft.sdk.photo.align import AlignedFace, align_face
 from facecraft.sdk.photo.detect import DetectorSettings, FaceDetector
+from facecraft.sdk.photo.detection import Face
 from facecraft.sdk.photo.image_io import DecodedImage, decode_image
 from facecraft.sdk.photo.ingest import NoFaceError
 from facecraft.sdk.pipeline.coeff_layout import CoeffLayout
@@ -68,7 +69,6 @@ from facecraft.sdk.render.sampling import sample_image, vertex_visibility
 
 __all__ = [
     "PipelineSettings",
-    "Detection",
     "FaceCoefficients",
     "Geometry",
     "PhotoSamples",
@@ -129,21 +129,6 @@ class PipelineSettings:
 
 
 # --------------------------------------------------------------------------- stage outputs
-@dataclass(frozen=True)
-class Detection:
-    """A detected face.
-
-    Attributes:
-        box: (4,) float64 ``(x0, y0, x1, y1)`` photo pixels.
-        score: detector confidence in [0, 1].
-        landmarks5: (5, 2) float64 photo pixels (right eye, left eye, nose, mouth corners).
-    """
-
-    box: np.ndarray
-    score: float
-    landmarks5: np.ndarray
-
-
 @dataclass(frozen=True)
 class FaceCoefficients:
     """One face's 3DMM coefficients (float32 NumPy).
@@ -252,7 +237,7 @@ class FaceResult:
     source: str
     face_index: int
     photo: DecodedImage
-    detection: Detection
+    detection: Face
     alignment: AlignedFace
     coefficients: FaceCoefficients
     vertices: np.ndarray
@@ -441,7 +426,7 @@ class FaceCraft:
         """Decode a photo (path, encoded bytes, (H, W, 3) uint8 / float array, DecodedImage)."""
         return _to_photo(image, self.settings.max_pixels, source)
 
-    def detect(self, photo: DecodedImage, *, all_faces: bool | None = None) -> list[Detection]:
+    def detect(self, photo: DecodedImage, *, all_faces: bool | None = None) -> list[Face]:
         """Faces of a photo, largest first (only the largest unless ``all_faces``).
 
         Raises:
@@ -453,10 +438,9 @@ class FaceCraft:
             raise NoFaceError(f"no face found in {photo.source} ({w}x{h} px); use a photo with "
                               "a clearly visible face")
         every = self.settings.all_faces if all_faces is None else all_faces
-        return [Detection(box=f.box, score=f.score, landmarks5=f.landmarks5)
-                for f in (found if every else found[:1])]
+        return list(found if every else found[:1])
 
-    def align(self, photo: DecodedImage, detections: Sequence[Detection], size: int | None = None
+    def align(self, photo: DecodedImage, detections: Sequence[Face], size: int | None = None
               ) -> list[AlignedFace]:
         """Aligned crops (``size`` px, default the regressor's crop size) of each detection."""
         s = self.crop_size if size is None else size
@@ -630,7 +614,7 @@ class FaceCraft:
             raise InvalidInputError(f"{len(sources)} sources for {len(images)} images")
         st = self.settings
         results: list[Any] = [None] * len(images)
-        todo: list[tuple[int, DecodedImage, Detection, AlignedFace, np.ndarray]] = []
+        todo: list[tuple[int, DecodedImage, Face, AlignedFace, np.ndarray]] = []
         for i, image in enumerate(images):
             try:
                 photo = self.decode(image, source=None if sources is None else sources[i])

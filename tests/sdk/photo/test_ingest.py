@@ -12,7 +12,7 @@ from facecraft.sdk.photo.ingest import IngestSettings, NoFaceError, ingest_photo
 from facecraft.sdk.photo.landmarker import Dlib68Landmarker
 
 from ...conftest import assets_or_skip
-from ..test_image_io import _STORE, _exif, _with_app1
+from .test_image_io import _STORE, _exif, _with_app1
 
 
 @pytest.fixture(scope="module")

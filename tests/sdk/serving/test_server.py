@@ -280,7 +280,7 @@ def test_bad_requests_get_the_right_status_and_the_server_keeps_serving(client, 
 
 
 def test_odd_photo_formats_and_exif_rotation(client, photos):
-    from ..test_image_io import _adobe_cmyk, _exif, _four_component_jpeg, _with_app1
+    from ..photo.test_image_io import _adobe_cmyk, _exif, _four_component_jpeg, _with_app1
 
     rgb = decode_rgb(photos["000002"])
     h, w = rgb.shape[:2]

@@ -1,0 +1,52 @@
+"""The seams where a face detector or a landmarker plugs into the front-end (typed protocols).
+
+:class:`~facecraft.sdk.photo.detect.FaceDetector` (MTCNN) implements :class:`Detector` and
+:class:`~facecraft.sdk.photo.landmarker.Dlib68Landmarker` implements :class:`Landmarker`;
+:func:`~facecraft.sdk.photo.ingest.ingest_photo` and the pipeline take any object that does.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+
+from facecraft.sdk.photo.detection import Face
+
+__all__ = ["Detector", "Landmarker"]
+
+
+@runtime_checkable
+class Detector(Protocol):
+    """Finds faces in an RGB photo."""
+
+    def detect(self, rgb: np.ndarray) -> list[Face]:
+        """All faces in *rgb*.
+
+        Args:
+            rgb: (H, W, 3) RGB photo, uint8 or float in [0, 1].
+
+        Returns:
+            The faces found, best first; empty when there is none.
+        """
+        ...
+
+
+@runtime_checkable
+class Landmarker(Protocol):
+    """Places a fixed set of landmarks on a detected face."""
+
+    #: How many points :meth:`landmarks` returns (68 for the iBUG convention).
+    num_points: int
+
+    def landmarks(self, rgb: np.ndarray, box: np.ndarray) -> np.ndarray:
+        """Landmarks of the face in *box*.
+
+        Args:
+            rgb: (H, W, 3) RGB photo, uint8 or float in [0, 1].
+            box: (4,) ``(x0, y0, x1, y1)`` photo pixels, a detector's box.
+
+        Returns:
+            (num_points, 2) float64 photo pixels.
+        """
+        ...
