@@ -100,6 +100,19 @@ def test_build_is_deterministic_and_fast(model):
     assert elapsed < 3.0, f"building the starter took {elapsed:.2f} s"
 
 
+#: model_hash of the default build (STARTER_VERSION 1.0, x86-64 NumPy); the shipped package and
+#: the cached starter-v1.0.fcm were made from it. Refactors must keep it; a deliberate change of
+#: the generated data bumps STARTER_VERSION and this pin together.
+STARTER_1_0_HASH = "8301751a1828fd21394f2dcc991694edbb781e4ac4e33cb03125eafbc692e5d0"
+
+
+def test_default_build_content_is_pinned(model):
+    from facecraft.sdk.models.model_file import model_hash
+
+    assert STARTER_VERSION == "1.0"
+    assert model_hash(model) == STARTER_1_0_HASH
+
+
 def test_settings_are_validated():
     with pytest.raises(InvalidInputError, match="rows"):
         StarterSettings(rows=10)
