@@ -9,6 +9,8 @@ entry-point group, see :mod:`facecraft.sdk.cli`).
 * ``facecraft export tensorrt PKG [--fp16]`` builds TensorRT engines into the engine cache; exits
   with 69 (``EX_UNAVAILABLE``) and one line when TensorRT is not installed.
 * ``facecraft export triton PKG -o REPO`` writes a Triton model repository.
+* ``facecraft export mediapipe --assets DIR [-o DIR]`` converts MediaPipe's .tflite face models
+  to the vendored ONNX files (:func:`facecraft.export.tflite.mediapipe.export_mediapipe`).
 """
 
 from __future__ import annotations
@@ -101,6 +103,23 @@ def _cmd_triton(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_mediapipe(args: argparse.Namespace) -> int:
+    from .tflite.mediapipe import MEDIAPIPE_MODELS, MediaPipeExportSettings, export_mediapipe
+
+    settings = MediaPipeExportSettings(
+        models=tuple(args.models or (m.name for m in MEDIAPIPE_MODELS)), opset=args.opset,
+        photo=args.photo, latency_runs=args.latency_runs, threads=args.threads)
+    prov = export_mediapipe(args.assets, args.output, settings)
+    for name in settings.models:
+        m = prov["models"][name]
+        diffs = [d for p in m["parity"].values() for d in p["max_abs_diff"].values()]
+        print(f"{m['file']:32s} {m['bytes'] / 1e6:5.2f} MB, max |onnx - tflite| "
+              f"{max(diffs):.1e}, {m['latency_ms'].get('onnxruntime_cpu', float('nan')):.1f} ms "
+              f"({args.threads} threads)")
+    print(f"wrote {args.output / 'PROVENANCE.json'}")
+    return 0
+
+
 def _common_export(p: argparse.ArgumentParser) -> None:
     p.add_argument("--regressor", required=True, type=Path, metavar="CKPT",
                    help="regressor checkpoint (.safetensors, from `facecraft train regressor`)")
@@ -172,3 +191,23 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--max-batch", type=int, default=8, help="Triton max_batch_size")
     p.add_argument("--gpu", action="store_true", help="instance kind KIND_GPU (default CPU)")
     p.set_defaults(handler=_cmd_triton)
+
+    p = esub.add_parser("mediapipe", help="convert MediaPipe's face .tflite models to ONNX",
+                        description="Convert the MediaPipe face detectors, face mesh, iris and "
+                                    "segmentation models to ONNX (no TensorFlow), check each "
+                                    "against ai-edge-litert and write PROVENANCE.json. Needs "
+                                    "the tflite and ai-edge-litert packages.")
+    p.add_argument("--assets", required=True, type=Path, metavar="DIR",
+                   help="folder with the .tflite files and MediaPipe's LICENSE")
+    p.add_argument("-o", "--output", type=Path, metavar="DIR",
+                   default=Path(__file__).resolve().parents[1] / "sdk" / "data" / "mediapipe",
+                   help="where to write (default: facecraft/sdk/data/mediapipe)")
+    p.add_argument("--models", nargs="+", metavar="NAME", help="a subset (default: all)")
+    p.add_argument("--photo", type=Path, metavar="JPG",
+                   help="a face photo for the real-input parity check (a London-set photo "
+                        "with its .tem landmarks crops face and eye exactly)")
+    p.add_argument("--opset", type=int, default=17, help="ONNX opset (default 17)")
+    p.add_argument("--latency-runs", type=int, default=20,
+                   help="ONNX Runtime runs timed per model, median reported (0: skip)")
+    p.add_argument("--threads", type=int, default=2, help="ONNX Runtime threads for timing")
+    p.set_defaults(handler=_cmd_mediapipe)
