@@ -17,8 +17,9 @@ def _setup_block() -> list[str]:
 
 
 def _optional_tool(line: str) -> bool:
-    """An optional Node.js tool install that may fail without failing CI."""
-    return line.strip().startswith("npm ") and "|| echo" in line
+    """An optional tool install (npm, or apt-get for Blender) that may fail without failing
+    CI."""
+    return line.strip().startswith(("npm ", "apt-get ")) and "|| echo" in line
 
 
 def test_readme_has_exactly_two_setup_commands_and_ci_runs_them():

@@ -36,7 +36,9 @@ from facecraft.sdk.rigs.rig import Rig
 
 __all__ = ["RigCreateSettings", "RiggedFace", "FaceRigger"]
 
-_MIN_TEXTURE, _MAX_TEXTURE = 256, 2048
+from facecraft.sdk.render.texture import DEFAULT_TEXTURE_SIZE  # noqa: E402 (the one range)
+from facecraft.sdk.render.texture import MAX_TEXTURE_SIZE as _MAX_TEXTURE  # noqa: E402
+from facecraft.sdk.render.texture import MIN_TEXTURE_SIZE as _MIN_TEXTURE  # noqa: E402
 
 
 @dataclass(frozen=True)
@@ -55,7 +57,7 @@ class RigCreateSettings:
             sliders in engines that read them; about doubles the file).
     """
 
-    texture_size: int = 1024
+    texture_size: int = DEFAULT_TEXTURE_SIZE
     texture_dilate: int = 16
     fit: RigFitSettings = RigFitSettings()
     materials: MaterialSettings = MaterialSettings()
@@ -121,21 +123,23 @@ class RiggedFace:
 
         return _png_bytes(self.texture)
 
-    def glb_bytes(self, *, target_normals: bool = True) -> bytes:
-        """The rig as GLB bytes with the fitted weights and the texture (the rig's own when
+    def glb_bytes(self, *, target_normals: bool = True, bake_identity: bool = True) -> bytes:
+        """The rig as GLB bytes with the fitted face (identity baked into the base mesh by
+        default, see :mod:`facecraft.sdk.rigs.output`) and the texture (the rig's own when
         there is none), like ``NAME_rig.glb``."""
         from facecraft.sdk.rigs.gltf import glb_bytes
 
         return glb_bytes(self.rig.to_gltf(self.weights(), texture_png=self.texture_png(),
-                                          target_normals=target_normals))
+                                          target_normals=target_normals,
+                                          bake_identity=bake_identity))
 
-    def write(self, out_dir: str | Path, stem: str, *, target_normals: bool = True
-              ) -> RigOutputs:
+    def write(self, out_dir: str | Path, stem: str, *, target_normals: bool = True,
+              bake_identity: bool = True) -> RigOutputs:
         """Write ``STEM_rig.glb``, ``STEM_sliders.json``, ``STEM_rig_texture.png`` (with a
         texture) and ``STEM_materials.json`` (with materials) into ``out_dir`` (created)."""
         return write_rig_outputs(out_dir, self.rig, self.fit, expressions=self.expressions,
                                  texture=self.texture, materials=self.materials, stem=stem,
-                                 target_normals=target_normals)
+                                 target_normals=target_normals, bake_identity=bake_identity)
 
 
 class FaceRigger:

@@ -1,12 +1,18 @@
-"""Writing a fitted rig: the GLB with the fitted weights and the baked texture, slider values
+"""Writing a fitted rig: the GLB with the fitted face and the baked texture, slider values
 and material parameters as JSON.
 
-:func:`write_rig_glb` writes the rig (:class:`facecraft.sdk.rigs.rig.Rig`) with the fitted identity
-slider values and expression weights as ``mesh.weights``, so an engine that loads it shows the
-player's head, and the texture baked into the rig's UV layout as its base colour.
+:func:`write_rig_glb` writes the rig (:class:`facecraft.sdk.rigs.rig.Rig`) with the texture baked
+into the rig's UV layout as its base colour. By default the fitted identity is baked into the
+base mesh (:data:`facecraft.sdk.rigs.rig.BAKED_IDENTITY`): the GLB's vertex positions are the
+player's head, so readers that ignore morph weights (trimesh, many asset pipelines) show it too;
+every slider stays a morph target, identity targets with weight 0 (their fitted values are in
+``mesh.extras.facecraft.baked_identity``, so an engine that applies weights never applies identity
+twice: rig value = baked value + GLB weight) and expressions with their fitted weights. With
+``bake_identity=False`` the base is the rig's neutral head and every fitted value is a weight.
 :func:`write_rig_outputs` adds ``STEM_sliders.json`` (:func:`sliders_json`: every value in its
-slider's own range and normalised to [0, 1], plus the fit's residual), the texture PNG and
-``STEM_materials.json`` (:class:`facecraft.sdk.rigs.materials.MaterialParams`).
+slider's own range and normalised to [0, 1], plus the fit's residual and
+``"baked_identity": true|false``), the texture PNG and ``STEM_materials.json``
+(:class:`facecraft.sdk.rigs.materials.MaterialParams`).
 """
 
 from __future__ import annotations
@@ -19,7 +25,7 @@ from typing import Any
 
 from facecraft.sdk.errors import InvalidInputError
 from facecraft.sdk.rigs.fit import ExpressionFit, RigFit
-from facecraft.sdk.rigs.rig import Rig
+from facecraft.sdk.rigs.rig import BAKED_IDENTITY, Rig
 
 __all__ = ["SLIDERS_FORMAT", "RigOutputs", "sliders_json", "write_rig_glb",
            "write_rig_outputs"]
@@ -28,17 +34,20 @@ SLIDERS_FORMAT = "facecraft.rig_sliders"
 
 
 def sliders_json(rig: Rig, fit: RigFit | None = None,
-                 expressions: ExpressionFit | Mapping[str, float] | None = None
-                 ) -> dict[str, Any]:
+                 expressions: ExpressionFit | Mapping[str, float] | None = None, *,
+                 bake_identity: bool = True) -> dict[str, Any]:
     """The slider-values document: identity and expression values, each also normalised to
-    [0, 1] of its range (for engines whose sliders run 0..1 or 0..100), and the fit report."""
+    [0, 1] of its range (for engines whose sliders run 0..1 or 0..100), the fit report, and
+    ``baked_identity``: whether the GLB written beside it has the identity values baked into
+    its base mesh (then its identity weights are 0; see the module docstring)."""
     ident = dict(fit.values) if fit is not None else {}
     if isinstance(expressions, ExpressionFit):
         expr, method = dict(expressions.weights), expressions.method
     else:
         expr, method = dict(expressions or {}), None
     doc: dict[str, Any] = {"format": SLIDERS_FORMAT, "version": 1, "rig": rig.name,
-                           "rig_sha256": rig.content_hash}
+                           "rig_sha256": rig.content_hash,
+                           BAKED_IDENTITY: bool(bake_identity)}
     for key, values in (("identity", ident), ("expression", expr)):
         doc[key] = {k: round(float(v), 6) for k, v in values.items()}
         doc[f"{key}_normalized"] = {
@@ -68,8 +77,8 @@ def _png_bytes(texture: Any) -> bytes | None:
 
 def write_rig_glb(rig: Rig, fit: RigFit | None, expressions: ExpressionFit | Mapping[str, float]
                   | None, texture: Any, path: str | Path, *,
-                  target_normals: bool = True) -> Path:
-    """Write the rig as GLB with the fitted slider values as its default morph weights.
+                  target_normals: bool = True, bake_identity: bool = True) -> Path:
+    """Write the rig as GLB with the fitted face (see the module docstring).
 
     Args:
         rig: the rig.
@@ -80,6 +89,8 @@ def write_rig_glb(rig: Rig, fit: RigFit | None, expressions: ExpressionFit | Map
             None (the rig's own texture, if any).
         path: the ``.glb`` to write.
         target_normals: also write NORMAL deltas of the morph targets.
+        bake_identity: the fitted identity in the base mesh (identity weights 0), else in the
+            weights.
 
     Returns:
         ``path``.
@@ -93,7 +104,8 @@ def write_rig_glb(rig: Rig, fit: RigFit | None, expressions: ExpressionFit | Map
         values.update({k: float(v) for k, v in expressions.items()})
     weights = rig.weights(values, clip=True)
     return write_glb(path, rig.to_gltf(weights, texture_png=_png_bytes(texture),
-                                       target_normals=target_normals))
+                                       target_normals=target_normals,
+                                       bake_identity=bake_identity))
 
 
 @dataclass(frozen=True)
@@ -109,7 +121,7 @@ class RigOutputs:
 def write_rig_outputs(out_dir: str | Path, rig: Rig, fit: RigFit | None, *,
                       expressions: ExpressionFit | Mapping[str, float] | None = None,
                       texture: Any = None, materials: Any = None, stem: str = "face",
-                      target_normals: bool = True) -> RigOutputs:
+                      target_normals: bool = True, bake_identity: bool = True) -> RigOutputs:
     """Write a fitted rig: ``STEM_rig.glb``, ``STEM_sliders.json``, ``STEM_rig_texture.png``
     (when a texture is given) and ``STEM_materials.json`` (when materials are given).
 
@@ -119,7 +131,7 @@ def write_rig_outputs(out_dir: str | Path, rig: Rig, fit: RigFit | None, *,
         materials: a :class:`facecraft.sdk.rigs.materials.MaterialParams` (or anything with
             ``to_json()``, or a dict).
         stem: file-name prefix.
-        target_normals: as :func:`write_rig_glb`.
+        target_normals, bake_identity: as :func:`write_rig_glb`.
     """
     from facecraft.sdk.render.mesh_io import _atomic_write
 
@@ -127,10 +139,10 @@ def write_rig_outputs(out_dir: str | Path, rig: Rig, fit: RigFit | None, *,
     out.mkdir(parents=True, exist_ok=True)
     png = _png_bytes(texture)
     glb = write_rig_glb(rig, fit, expressions, png, out / f"{stem}_rig.glb",
-                        target_normals=target_normals)
+                        target_normals=target_normals, bake_identity=bake_identity)
     sliders = out / f"{stem}_sliders.json"
-    _atomic_write(sliders, (json.dumps(sliders_json(rig, fit, expressions), indent=1)
-                            + "\n").encode())
+    doc = sliders_json(rig, fit, expressions, bake_identity=bake_identity)
+    _atomic_write(sliders, (json.dumps(doc, indent=1) + "\n").encode())
     tex_path = None
     if png is not None:
         tex_path = out / f"{stem}_rig_texture.png"

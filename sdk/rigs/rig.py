@@ -24,7 +24,7 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -39,6 +39,9 @@ from facecraft.sdk.rigs.spec import (
     arkit_name,
 )
 
+if TYPE_CHECKING:
+    from facecraft.sdk.rigs.gltf import GltfMesh
+
 __all__ = [
     "RIG_FORMAT",
     "RIG_VERSION",
@@ -47,6 +50,7 @@ __all__ = [
     "SliderSpec",
     "RigSpec",
     "Rig",
+    "BAKED_IDENTITY",
     "load_rig",
     "save_rig",
     "sidecar_path",
@@ -257,7 +261,7 @@ class Rig:
 
     # ------------------------------------------------------------------ export
     def to_gltf(self, weights: np.ndarray | None = None, *, texture_png: bytes | None = None,
-                target_normals: bool = True) -> Any:
+                target_normals: bool = True, bake_identity: bool = False) -> GltfMesh:
         """The rig as a :class:`~facecraft.sdk.rigs.gltf.GltfMesh`.
 
         Args:
@@ -265,39 +269,85 @@ class Rig:
                 :meth:`weights` with no values).
             texture_png: base-colour texture (default: the rig's own, if any).
             target_normals: also store NORMAL deltas (lighting follows the morphs in engines
-                that read them; about doubles the file).
+                that read them; deltas under 1e-6 are stored as exact zeros, so sparse
+                accessors drop them).
+            bake_identity: move the identity sliders' weights into the base mesh (see
+                :data:`BAKED_IDENTITY`): the base positions become ``vertices + sum_i w_i
+                delta_i`` over the identity sliders' targets, those targets' weights become 0
+                (their deltas stay, so the sliders still work on top of the baked face), and
+                ``mesh.extras.facecraft.baked_identity`` records the baked weights. A reader
+                that ignores morph weights then still shows the fitted face; one that applies
+                them does not apply identity twice. Expression weights stay weights.
         """
         from facecraft.sdk.rigs.gltf import GltfMesh
 
-        w = self.weights() if weights is None else np.asarray(weights, np.float32)
-        normals, tnormals = _welded_normals(self.vertices, self.triangles,
+        w = (self.weights() if weights is None else np.asarray(weights, np.float32)).copy()
+        if w.shape != (len(self.targets),):
+            raise InvalidInputError(f"expected weights ({len(self.targets)},), got {w.shape}")
+        _, first, inverse = np.unique(self.vertices, axis=0, return_index=True,
+                                      return_inverse=True)
+        inverse = inverse.reshape(-1)  # seam-split copies of one position share a group
+        base = self.vertices
+        extras: dict[str, object] = {"rig": self.name, "format": RIG_FORMAT}
+        if bake_identity:
+            idx = [self.target_index(s.target) for s in self.identity_sliders]
+            baked = self.vertices[first] + np.tensordot(w[idx], self.targets[idx][:, first],
+                                                        axes=(0, 0))
+            base = baked.astype(np.float32)[inverse]  # split copies stay bit-identical
+            extras[BAKED_IDENTITY] = {self.target_names[k]: float(w[k]) for k in idx}
+            w[idx] = 0.0
+        normals, tnormals = _welded_normals(base, self.triangles, first, inverse,
                                             self.targets if target_normals else None)
         png = texture_png if texture_png is not None else self.texture_png
         return GltfMesh(
-            positions=self.vertices, triangles=self.triangles, normals=normals,
+            positions=base, triangles=self.triangles, normals=normals,
             uvs=self.uvs if len(self.uvs) else None, targets=self.targets,
             target_normals=tnormals, target_names=self.target_names, weights=w,
-            texture_png=png, name=self.name,
-            extras={"facecraft": {"rig": self.name, "format": RIG_FORMAT}})
+            texture_png=png, name=self.name, extras={"facecraft": extras})
 
 
-def _welded_normals(verts: np.ndarray, tris: np.ndarray, targets: np.ndarray | None
+#: Key in a GLB's ``mesh.extras.facecraft`` (and ``true`` under the same name in
+#: ``NAME_sliders.json``) saying that identity is baked into the base mesh: a {morph target:
+#: weight} map of the identity sliders' weights already added to the base positions. Those
+#: targets' ``mesh.weights`` are then 0; a slider's value in the rig is its baked weight plus
+#: the GLB weight (so a reader that applies the GLB weights never applies identity twice, and
+#: one that ignores them, like trimesh, still shows the fitted face).
+BAKED_IDENTITY = "baked_identity"
+
+#: NORMAL deltas smaller than this (unit-normal units) are written as exact zeros.
+_NORMAL_DELTA_EPS = 1e-6
+
+
+def _welded_normals(verts: np.ndarray, tris: np.ndarray, first: np.ndarray,
+                    inverse: np.ndarray, targets: np.ndarray | None
                     ) -> tuple[np.ndarray, np.ndarray | None]:
-    """Vertex normals smooth across UV seams (duplicated positions are welded), and the
-    NORMAL deltas of each morph target ((T, V, 3) or None)."""
+    """Vertex normals smooth across UV seams, and the NORMAL deltas of each morph target.
+
+    Args:
+        verts: (V, 3) base positions. tris: (F, 3).
+        first, inverse: the weld: ``verts[first]`` are the distinct positions of the neutral
+            mesh, ``inverse`` (V,) each vertex's group; copies split only for UVs share one
+            group, hence one averaged normal, in the base and in every target.
+        targets: (T, V, 3) position deltas, or None.
+
+    Returns:
+        (V, 3) float32 unit normals, and (T, V, 3) float32 NORMAL deltas (|d| < 1e-6 set to 0)
+        or None.
+    """
     from facecraft.sdk.models.mesh import vertex_normals_np
 
-    _, first, inverse = np.unique(verts, axis=0, return_index=True, return_inverse=True)
-    inverse = inverse.reshape(-1)
     wtri = inverse[tris]
-    base = vertex_normals_np(verts[first], wtri)[inverse]
-    base = _fix_zero(base)
+    welded = verts[first]
+    base_w = _fix_zero(vertex_normals_np(welded, wtri))
+    base = base_w[inverse]
     if targets is None or not len(targets):
         return base, None
     out = np.empty_like(targets)
     for k0 in range(0, len(targets), 16):  # batched, bounded memory
-        chunk = verts[first][None] + targets[k0:k0 + 16][:, first]
-        out[k0:k0 + 16] = _fix_zero(vertex_normals_np(chunk, wtri)[:, inverse]) - base
+        chunk = welded[None] + targets[k0:k0 + 16][:, first]
+        d = _fix_zero(vertex_normals_np(chunk, wtri)) - base_w
+        d[np.abs(d) < _NORMAL_DELTA_EPS] = 0.0
+        out[k0:k0 + 16] = d[:, inverse]
     return base, out
 
 

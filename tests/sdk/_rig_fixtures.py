@@ -144,36 +144,71 @@ def validate_glbs(paths, tmp_path: Path) -> list[dict]:
     return json.loads(out.stdout)
 
 
+#: How to import FaceCraft's GLBs in Blender 3.4 (Debian bookworm's ``blender``, whose glTF
+#: importer's default "Normals" shading crashes on ``np.bool`` with NumPy >= 1.24): Shading
+#: "Smooth" (Blender computes normals itself, all faces smooth) and "Merge Vertices" on, which
+#: welds the copies of a vertex split only for its UVs back into one vertex (same position and
+#: shape-key positions); without it the UV seam at the back of the head is a hard shading line.
+BLENDER_IMPORT_SETTINGS = {"import_shading": "SMOOTH", "merge_vertices": True}
+
 _BLENDER_PY = r"""
 import bpy, json, sys
+import numpy as np
 path = sys.argv[sys.argv.index("--") + 1]
+settings = json.loads(sys.argv[sys.argv.index("--") + 2])
 bpy.ops.wm.read_factory_settings(use_empty=True)
-# "SMOOTH": Debian's Blender 3.4 importer guesses flat faces with np.bool, which numpy 1.24
-# removed; our heads are smooth anyway
-bpy.ops.import_scene.gltf(filepath=path, import_shading="SMOOTH")
+bpy.ops.import_scene.gltf(filepath=path, **settings)
 out = []
 for ob in bpy.data.objects:
     if ob.type != "MESH":
         continue
-    keys = ob.data.shape_keys
+    me = ob.data
+    keys = me.shape_keys
     blocks = [] if keys is None else [(k.name, k.value) for k in keys.key_blocks]
+    reach = {}  # each shape key's largest displacement from the basis, Blender units
+    for k in ([] if keys is None else keys.key_blocks):
+        kc = np.empty(3 * len(k.data), np.float32)
+        k.data.foreach_get("co", kc)
+        bc = np.empty(3 * len(k.data), np.float32)
+        k.relative_key.data.foreach_get("co", bc)
+        reach[k.name] = float(np.abs(kc - bc).max()) if len(kc) else 0.0
     images = []
     for slot in ob.material_slots:
         if slot.material and slot.material.use_nodes:
             images += [n.image.name for n in slot.material.node_tree.nodes
                        if n.type == "TEX_IMAGE" and n.image]
-    out.append({"name": ob.name, "vertices": len(ob.data.vertices), "shape_keys": blocks,
-                "images": images})
+    co = np.empty(3 * len(me.vertices), np.float32)
+    me.vertices.foreach_get("co", co)
+    co = co.reshape(-1, 3)
+    # shading normals per face corner; corners at one position must agree (no seam line)
+    me.calc_normals_split()
+    ln = np.empty(3 * len(me.loops), np.float32)
+    me.loops.foreach_get("normal", ln)
+    lv = np.empty(len(me.loops), np.int64)
+    me.loops.foreach_get("vertex_index", lv)
+    _, group = np.unique(co[lv], axis=0, return_inverse=True)
+    group = group.reshape(-1)
+    ref = np.zeros((group.max() + 1, 3), np.float32)
+    ref[group] = ln.reshape(-1, 3)
+    seam = float(np.abs(ln.reshape(-1, 3) - ref[group]).max())
+    out.append({"name": ob.name, "vertices": len(me.vertices), "shape_keys": blocks,
+                "images": images, "min": co.min(0).tolist(), "max": co.max(0).tolist(),
+                "corner_normal_spread": seam, "shape_key_reach": reach})
 print("FACECRAFT_BLENDER:" + json.dumps(out))
 """
 
 
-def blender_import(path: Path, tmp_path: Path) -> list[dict]:
-    """Import a GLB in headless Blender and report its meshes' shape keys and images, or
-    skip when ``blender`` is not on PATH."""
+def blender_import(path: Path, tmp_path: Path, settings: dict | None = None) -> list[dict]:
+    """Import a GLB in headless Blender (``settings``: the importer's options, default
+    :data:`BLENDER_IMPORT_SETTINGS`) and report each mesh's vertex count, shape keys (name,
+    value), ``shape_key_reach`` (each key's largest coordinate displacement), images,
+    bounding box (Blender's frame: +Z up) and ``corner_normal_spread`` (the largest difference
+    between shading normals of face corners at one position), or skip when ``blender`` (with
+    Debian's ``python3-numpy``, which its glTF importer needs) is not installed."""
     blender = shutil.which("blender")
     if blender is None:
-        pytest.skip("blender is not on PATH (Debian: apt-get install blender)")
+        pytest.skip("blender is not on PATH (Debian: apt-get install --no-install-recommends "
+                    "blender python3-numpy, as .ci/run does where apt-get works)")
     script = tmp_path / "blender_import.py"
     script.write_text(_BLENDER_PY)
     # Blender's embedded Python finds its standard library (and Debian's numpy) from the
@@ -183,8 +218,12 @@ def blender_import(path: Path, tmp_path: Path) -> list[dict]:
     env["PATH"] = os.pathsep.join([str(Path(blender).resolve().parent),
                                    os.environ.get("PATH", "")])
     out = subprocess.run([blender, "--background", "--factory-startup", "--python",
-                          str(script), "--", str(path)], capture_output=True, text=True,
+                          str(script), "--", str(path),
+                          json.dumps(BLENDER_IMPORT_SETTINGS if settings is None else settings)],
+                         capture_output=True, text=True,
                          timeout=300, env=env)
     lines = [ln for ln in out.stdout.splitlines() if ln.startswith("FACECRAFT_BLENDER:")]
+    if not lines and "No module named 'numpy'" in out.stdout + out.stderr:
+        pytest.skip("Blender's Python has no numpy (Debian: apt-get install python3-numpy)")
     assert lines, f"blender printed no report (rc {out.returncode}): {out.stderr[-2000:]}"
     return json.loads(lines[-1].split(":", 1)[1])

@@ -103,6 +103,49 @@ def test_layout_alignment_targets_and_minmax():
     assert gltf["asset"]["version"] == "2.0" and gltf["scenes"][0]["nodes"] == [0]
 
 
+def _local_mesh() -> GltfMesh:
+    """Morph targets as rigs have them: one local (a few vertices move), one all zero, one
+    dense; NORMAL deltas likewise."""
+    mesh = _mesh()
+    v = mesh.num_vertices
+    targets = mesh.targets.copy()
+    targets[0, 10:] = 0.0  # local
+    targets[1] = 0.0  # a slider that moves nothing
+    normals = mesh.target_normals.copy()
+    normals[0, 12:] = 0.0
+    normals[1] = 0.0
+    assert v > 20
+    return GltfMesh(positions=mesh.positions, triangles=mesh.triangles, uvs=mesh.uvs,
+                    targets=targets, target_normals=normals, target_names=mesh.target_names,
+                    weights=mesh.weights, name="local")
+
+
+def test_mostly_zero_targets_are_stored_sparse_and_read_back_exactly(tmp_path):
+    mesh = _local_mesh()
+    data = glb_bytes(mesh)
+    gltf, _ = _parse(data)
+    acc = gltf["accessors"]
+    views = gltf["bufferViews"]
+    local, zero, dense = (t["POSITION"] for t in gltf["meshes"][0]["primitives"][0]["targets"])
+    assert "bufferView" not in acc[local] and acc[local]["sparse"]["count"] == 10
+    assert acc[local]["count"] == mesh.num_vertices
+    assert acc[local]["min"] == [float(x) for x in mesh.targets[0].min(0)]  # zeros included
+    for part in ("indices", "values"):  # the spec: no target, no byteStride on these views
+        view = views[acc[local]["sparse"][part]["bufferView"]]
+        assert "target" not in view and "byteStride" not in view
+    assert acc[local]["sparse"]["indices"]["componentType"] == 5123
+    assert "bufferView" not in acc[zero] and "sparse" not in acc[zero]  # implicit zeros
+    assert "sparse" not in acc[dense] and "bufferView" in acc[dense]
+    back = read_glb(data)
+    np.testing.assert_array_equal(back.targets, mesh.targets)
+    np.testing.assert_array_equal(back.target_normals, mesh.target_normals)
+    np.testing.assert_array_equal(back.positions, mesh.positions)
+    plain = glb_bytes(mesh, sparse=False)
+    assert "sparse" not in plain.decode("latin-1")
+    assert len(data) < len(plain)
+    np.testing.assert_array_equal(read_glb(plain).targets, mesh.targets)
+
+
 def test_big_meshes_use_uint32_indices_and_meshes_without_targets_work():
     n = 70_000
     verts = np.zeros((n, 3), np.float32)
@@ -207,7 +250,8 @@ def test_reader_errors_name_the_problem(tmp_path):
 def test_khronos_validator_reports_no_errors(tmp_path):
     paths = [write_glb(tmp_path / "full.glb", _mesh()),
              write_glb(tmp_path / "plain.glb", _mesh(0, texture=False)),
-             write_glb(tmp_path / "no_normal_deltas.glb", _mesh(2, target_normals=False))]
+             write_glb(tmp_path / "no_normal_deltas.glb", _mesh(2, target_normals=False)),
+             write_glb(tmp_path / "sparse.glb", _local_mesh())]
     reports = validate_glbs(paths, tmp_path)
     for rep in reports:
         assert rep["numErrors"] == 0, rep["messages"]

@@ -22,7 +22,7 @@ from facecraft.sdk.rigs.correspondence import (
     similarity_3d,
 )
 from facecraft.sdk.rigs.fit import RigFitSettings, RigFitter
-from facecraft.sdk.rigs.gltf import read_glb
+from facecraft.sdk.rigs.gltf import read_glb, write_glb
 from facecraft.sdk.rigs.materials import (
     MaterialSettings,
     estimate_materials,
@@ -274,12 +274,17 @@ def test_write_rig_outputs_and_external_checkers(model, rig, fitter, tmp_path):
     assert out.glb.name == "player_rig.glb" and out.texture.is_file()
     glb = read_glb(out.glb)
     assert glb.target_names == rig.target_names and glb.texture_png is not None
+    # identity baked into the base mesh (the default): its weights are 0, the baked values
+    # are in the extras, so an engine applying the weights does not apply identity twice
+    baked = glb.extras["facecraft"]["baked_identity"]
     for s in rig.identity_sliders:
-        assert glb.weights[rig.target_index(s.target)] == pytest.approx(fit.values[s.name],
-                                                                        abs=1e-6)
+        assert glb.weights[rig.target_index(s.target)] == 0.0
+        assert baked[s.target] == pytest.approx(fit.values[s.name], abs=1e-6)
+    np.testing.assert_allclose(glb.positions, rig.shape(fit.values), atol=1e-6)
     assert glb.weights[rig.target_index("jawOpen")] == pytest.approx(0.4)
     doc = json.loads(out.sliders.read_text())
     assert doc == json.loads(json.dumps(sliders_json(rig, fit, expr)))
+    assert doc["baked_identity"] is True
     assert doc["expression_method"] == "names" and doc["fit"]["residual_mean_mm"] < 0.05
     assert all(0 <= v <= 1 for v in doc["identity_normalized"].values())
     assert json.loads(out.materials.read_text())["skin_type"] == mats.skin_type
@@ -287,13 +292,65 @@ def test_write_rig_outputs_and_external_checkers(model, rig, fitter, tmp_path):
     posed = glb.positions + np.tensordot(glb.weights, glb.targets, axes=(0, 0))
     np.testing.assert_allclose(posed, rig.shape({**fit.values, **expr.weights}), atol=1e-6)
 
-    reports = validate_glbs([out.glb], tmp_path)
+    # the old layout: the neutral head as the base, every fitted value a weight
+    plain = write_rig_outputs(tmp_path / "plain", rig, fit, expressions=expr,
+                              bake_identity=False)
+    unbaked = read_glb(plain.glb)
+    np.testing.assert_array_equal(unbaked.positions, rig.vertices)
+    for s in rig.identity_sliders:
+        assert unbaked.weights[rig.target_index(s.target)] == pytest.approx(
+            fit.values[s.name], abs=1e-6)
+    assert json.loads(plain.sliders.read_text())["baked_identity"] is False
+    np.testing.assert_allclose(
+        unbaked.positions + np.tensordot(unbaked.weights, unbaked.targets, axes=(0, 0)),
+        posed, atol=1e-6)
+
+    reports = validate_glbs([out.glb, plain.glb], tmp_path)
     assert reports[0]["numErrors"] == 0, reports[0]["messages"]
+    assert reports[1]["numErrors"] == 0, reports[1]["messages"]
     assert reports[0]["info"]["hasMorphTargets"] and reports[0]["info"]["hasTextures"]
     print("glTF Validator:", {k: reports[0][k] for k in ("numErrors", "numWarnings")})
 
 
+def test_readers_that_ignore_weights_see_the_fitted_face(model, rig, fitter, tmp_path):
+    trimesh = pytest.importorskip("trimesh")
+    x, _ = _random_values(rig, np.random.default_rng(11))
+    fit = fitter.fit(model.shape(identity=x))
+    out = write_rig_outputs(tmp_path, rig, fit, expressions={"jawOpen": 0.3})
+    face = rig.shape(fit.values)  # identity only: expressions stay morph weights
+    assert np.abs(face - rig.vertices).max() > 2e-3  # not the mean head
+    loaded = trimesh.load(out.glb, process=False, force="mesh")
+    assert len(loaded.vertices) == rig.num_vertices
+    np.testing.assert_allclose(np.asarray(loaded.vertices), face, atol=1e-6)
+
+    # UV-seam copies of a vertex: same position and the same (averaged) normal, in the base
+    # and in every morph target, so no shading line where the UV islands meet
+    glb = read_glb(out.glb)
+    _, group, count = np.unique(rig.vertices, axis=0, return_inverse=True,
+                                return_counts=True)
+    group = group.reshape(-1)
+    split = count[group] > 1
+    assert split.sum() > 100  # the starter head has a seam at the back
+    for arr in (glb.positions, glb.normals, *glb.target_normals[::10]):
+        ref = np.zeros((len(count), 3), arr.dtype)
+        ref[group] = arr
+        np.testing.assert_array_equal(arr[split], ref[group][split])
+
+    # sparse morph targets: a fraction of the dense file, read back exactly
+    dense = tmp_path / "dense.glb"
+    weights = rig.weights({**fit.values, "jawOpen": 0.3}, clip=True)
+    write_glb(dense, rig.to_gltf(weights, bake_identity=True), sparse=False)
+    assert out.glb.stat().st_size < 0.5 * dense.stat().st_size
+    back = read_glb(dense)
+    np.testing.assert_array_equal(glb.targets, back.targets)
+    np.testing.assert_array_equal(glb.target_normals, back.target_normals)
+
+
 def test_blender_imports_the_rig(model, rig, fitter, tmp_path):
+    """Blender 3.4 with the documented import settings (BLENDER_IMPORT_SETTINGS: shading
+    Smooth, Merge Vertices on): the fitted face as the basis, every slider a shape key
+    (identity 0: baked; expressions at their weights), the texture, and no shading line at
+    the UV seam."""
     x, _ = _random_values(rig, np.random.default_rng(7))
     fit = fitter.fit(model.shape(identity=x))
     tex = fitter.transfer_texture(vertex_colors=np.clip(model.albedo_mean, 0, 1),
@@ -302,12 +359,24 @@ def test_blender_imports_the_rig(model, rig, fitter, tmp_path):
                             target_normals=False)
     meshes = blender_import(out.glb, tmp_path)
     keys = dict(meshes[0]["shape_keys"])
-    print("blender:", meshes[0]["name"], len(keys) - 1, "shape keys,", meshes[0]["images"])
+    print("blender:", meshes[0]["name"], len(keys) - 1, "shape keys,", meshes[0]["images"],
+          "corner normal spread", meshes[0]["corner_normal_spread"])
     assert set(rig.target_names) <= set(keys)
     assert keys["jawOpen"] == pytest.approx(0.5, abs=1e-4)
+    baked = read_glb(out.glb).extras["facecraft"]["baked_identity"]
     for s in rig.identity_sliders:
-        assert keys[s.target] == pytest.approx(fit.values[s.name], abs=1e-4)
+        assert keys[s.target] == 0.0 and baked[s.target] == pytest.approx(fit.values[s.name])
     assert meshes[0]["images"]
+    reach = meshes[0]["shape_key_reach"]  # the sparse morph targets, as Blender decoded them
+    for k, name in enumerate(rig.target_names):
+        assert reach[name] == pytest.approx(float(np.abs(rig.targets[k]).max()), abs=1e-6)
+    face = rig.shape(fit.values)  # glTF (x, y, z) is Blender's (x, -z, y)
+    blender_face = np.stack([face[:, 0], -face[:, 2], face[:, 1]], 1)
+    np.testing.assert_allclose(meshes[0]["min"], blender_face.min(0), atol=1e-5)
+    np.testing.assert_allclose(meshes[0]["max"], blender_face.max(0), atol=1e-5)
+    # the UV seam's split copies are welded back: one vertex per position, smooth shading
+    assert meshes[0]["vertices"] == len(np.unique(rig.vertices, axis=0))
+    assert meshes[0]["corner_normal_spread"] < 1e-4
 
 
 def test_previews(rig, fitter, model):
