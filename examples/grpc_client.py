@@ -8,7 +8,8 @@ Start a server (``facecraft serve --package PKG``), then::
 
 For each face it writes, named after the photo (``_face2``, ... for further faces)::
 
-    NAME.obj, NAME.mtl, NAME.png   the textured mesh (model frame, metres, UVs, normals)
+    NAME.obj, NAME.mtl             the textured mesh (model frame, metres, UVs, normals)
+    NAME_texture.png               its UV texture (the names ``facecraft create`` writes)
     NAME_neutral.obj               the same face with a neutral expression (no material)
     NAME_coeffs.json               coefficients by block, pose, detection, landmarks
 
@@ -37,16 +38,22 @@ import os
 import sys
 from pathlib import Path
 
-from facecraft.sdk.client import FaceCraftClient, ReconstructOptions
+from facecraft.sdk.client import Face, FaceCraftClient, ReconstructOptions
 from facecraft.sdk.errors import FaceCraftError
 from facecraft.sdk.render.mesh_io import write_obj
 
 
-def write_face(face, out: Path, name: str) -> list[Path]:
+def write_face(face: Face, out: Path, name: str) -> list[Path]:
     """Write one :class:`facecraft.sdk.client.Face`; returns the files."""
+    tex, mtl = out / f"{name}_texture.png", out / f"{name}.mtl"
+    material = ["newmtl face", "Ka 0 0 0", "Kd 1 1 1", "Ks 0 0 0", "illum 1"]
+    if face.texture_png is not None:
+        tex.write_bytes(face.texture_png)  # the server's PNG as is
+        material.append(f"map_Kd {tex.name}")
+    mtl.write_text("# FaceCraft material\n" + "\n".join(material) + "\n", encoding="utf-8")
     obj = write_obj(out / f"{name}.obj", face.vertices, face.triangles, uvs=face.uvs,
-                    uv_triangles=face.uv_triangles, normals=face.normals,
-                    texture=face.texture())
+                    uv_triangles=face.uv_triangles, normals=face.normals, mtllib=mtl.name,
+                    material_name="face")
     neutral = write_obj(out / f"{name}_neutral.obj", face.neutral_vertices, face.triangles,
                         uvs=face.uvs, uv_triangles=face.uv_triangles)
     c = face.coefficients
@@ -63,7 +70,7 @@ def write_face(face, out: Path, name: str) -> list[Path]:
     }
     coeffs = out / f"{name}_coeffs.json"
     coeffs.write_text(json.dumps(record, indent=1) + "\n")
-    return [obj, obj.with_suffix(".mtl"), obj.with_suffix(".png"), neutral, coeffs]
+    return [obj, mtl, *([tex] if face.texture_png is not None else []), neutral, coeffs]
 
 
 def write_rig(fitted, out: Path, name: str) -> list[Path]:

@@ -54,7 +54,7 @@ def test_python_example_writes_files_through_the_server(server, photo_files, tmp
     assert r.returncode == 1, r.stderr  # the junk photo failed, the others did not
     assert "junk.jpg: INVALID_ARGUMENT" in r.stderr and "Traceback" not in r.stderr
     for stem in ("000002", "000006"):
-        for suffix in (".obj", ".mtl", ".png", "_neutral.obj", "_coeffs.json"):
+        for suffix in (".obj", ".mtl", "_texture.png", "_neutral.obj", "_coeffs.json"):
             assert (out / f"{stem}{suffix}").stat().st_size > 0, stem + suffix
         rec = json.loads((out / f"{stem}_coeffs.json").read_text())
         assert len(rec["landmarks"]) == 68 and len(rec["angles"]) == 3

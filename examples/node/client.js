@@ -5,7 +5,7 @@
 //
 //   npm install                       # in examples/node
 //   node client.js PHOTO [PHOTO ...] [--server 127.0.0.1:50051] [--out DIR] [--token T]
-//                  [--texture-size 512] [--json]
+//                  [--texture-size 1024] [--json]
 //
 // For each photo it calls Reconstruct (largest face, PNG texture), writes DIR/NAME.obj (the
 // mesh with UVs, metres, the proto's right-handed frame), DIR/NAME.mtl and DIR/NAME.png, and
@@ -25,7 +25,7 @@ const PROTO_FILE = path.join(PROTO_ROOT, 'facecraft', 'v1', 'facecraft.proto');
 
 function parseArgs(argv) {
   const args = { photos: [], server: '127.0.0.1:50051', out: 'out', token: process.env.FACECRAFT_TOKEN || '',
-                 textureSize: 512, json: false };
+                 textureSize: 1024, json: false };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     if (a === '--server') args.server = argv[++i];

@@ -21,12 +21,20 @@ from pathlib import Path
 from facecraft.sdk.errors import InvalidInputError, ModelFormatError
 from facecraft.sdk.rigs.rig import Rig, load_rig, sidecar_path, starter_rig
 
-__all__ = ["STARTER_RIG", "RigEntry", "default_rigs_dir", "list_rigs", "import_rig",
-           "resolve_rig"]
+__all__ = ["STARTER_RIG", "RIG_NAME_PATTERN", "RigEntry", "default_rigs_dir", "is_rig_name",
+           "list_rigs", "import_rig", "resolve_rig"]
 
 #: The built-in rig's name.
 STARTER_RIG = "starter"
-_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$")
+#: What a registered rig's name must fully match: 1-64 letters, digits, ``_.-``, starting with a
+#: letter or digit (no path separators, no trailing newline: it names files).
+RIG_NAME_PATTERN = r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}"
+_NAME_RE = re.compile(RIG_NAME_PATTERN)
+
+
+def is_rig_name(name: object) -> bool:
+    """True when ``name`` is a string that fully matches :data:`RIG_NAME_PATTERN`."""
+    return isinstance(name, str) and _NAME_RE.fullmatch(name) is not None
 
 
 def default_rigs_dir() -> Path:
@@ -92,7 +100,7 @@ def import_rig(glb: str | Path, sidecar: str | Path | None = None, *, name: str 
     from facecraft.sdk.render.mesh_io import _atomic_write
 
     rig = load_rig(glb, sidecar, name=name)
-    if not _NAME_RE.match(rig.name) or rig.name == STARTER_RIG:
+    if not is_rig_name(rig.name) or rig.name == STARTER_RIG:
         raise InvalidInputError(f"rig name {rig.name!r}: use 1-64 letters, digits, '_', '.' or "
                                 f"'-' (and not {STARTER_RIG!r}); pass --name")
     folder = _folder(rigs_dir)
@@ -126,7 +134,7 @@ def resolve_rig(spec: str | Path, rigs_dir: str | Path | None = None, *,
         return load_rig(path)
     folder = _folder(rigs_dir)
     glb = folder / f"{text}.glb"
-    if _NAME_RE.match(text) and glb.is_file():
+    if is_rig_name(text) and glb.is_file():
         return load_rig(glb)
     names = [e.name for e in list_rigs(folder)]
     raise ModelFormatError(f"no rig {text!r}: not a GLB path and not registered in {folder} "

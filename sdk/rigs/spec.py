@@ -34,6 +34,7 @@ names onto Apple ARKit's 52.
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from dataclasses import dataclass, field
@@ -51,6 +52,8 @@ __all__ = [
     "arkit_name",
     "SliderSpec",
     "RigSpec",
+    "MAX_JSON_DEPTH",
+    "parse_sidecar_json",
 ]
 
 RIG_FORMAT = "facecraft.rig"
@@ -79,7 +82,36 @@ _TOP_KEYS = {"format", "version", "name", "description", "sliders", "symmetric_p
 _SLIDER_KEYS = {"name", "target", "kind", "min", "max", "default", "group", "label", "unit",
                 "arkit"}
 _KINDS = ("identity", "expression")
-_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
+_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]*")  # use with fullmatch (no "x\n")
+
+#: Deepest nesting of arrays / objects a sidecar may have (a real one has 4: the document, a
+#: list, an object, a list of indices; extras may add a few).
+MAX_JSON_DEPTH = 16
+
+
+def parse_sidecar_json(text: str | bytes, max_depth: int = MAX_JSON_DEPTH) -> Any:
+    """``json.loads`` of a sidecar's text with its nesting bounded.
+
+    Raises:
+        InvalidInputError: arrays / objects nested deeper than ``max_depth`` (Python's parser
+            would otherwise raise RecursionError past ~1000 levels).
+        ValueError: not JSON (``json.JSONDecodeError``).
+    """
+    try:
+        doc = json.loads(text)
+    except RecursionError:
+        doc = None
+        depth = max_depth + 1
+    else:
+        depth, level = 0, [doc] if isinstance(doc, (dict, list)) else []
+        while level and depth <= max_depth:  # breadth-first, one level of nesting per step
+            depth += 1
+            level = [v for c in level for v in (c.values() if isinstance(c, dict) else c)
+                     if isinstance(v, (dict, list))]
+    if depth > max_depth:
+        raise InvalidInputError(f"the JSON is nested deeper than {max_depth} levels; a rig "
+                                "sidecar needs a handful")
+    return doc
 
 
 def arkit_name(name: str) -> str | None:

@@ -9,14 +9,19 @@ points, see :mod:`facecraft.sdk.cli`; grpc is imported only when the command run
                     [--token-file F | env FACECRAFT_TOKEN]
                     [--tls-cert PEM --tls-key PEM [--tls-client-ca PEM]]
                     [--metrics-port N] [--log-format text|json] [--no-reflection]
-                    [--rigs-dir DIR]
+                    [--rigs-dir DIR] [--rig-registration open|token|off]
+                    [--rig-token-file F] [--max-rigs N] [--max-rig-mb N] [--max-rigs-mb N]
+                    [--max-loaded-rigs N] [--rig-cache-mb N]
 
 It configures the process (an entry point may): logging on stderr, torch's intra-op threads
 (``--threads``, default 1 per worker), and SIGTERM / SIGINT handlers that stop the server
 gracefully (running calls get ``--grace`` seconds). Rigs registered over gRPC (``RegisterRig``)
 are stored in ``--rigs-dir``, by default the rig registry that ``facecraft rigs import`` fills,
-so ``FitRig`` finds rigs registered either way. It prints ``listening on HOST:PORT`` once
-serving, then blocks until stopped.
+so ``FitRig`` finds rigs registered either way; ``--rig-registration token`` (with
+``--rig-token-file``) lets only holders of the registration token register or overwrite rigs,
+``off`` makes the rigs read-only, and the ``--max-rig*`` flags bound what registrations may
+store and keep in memory. It prints ``listening on HOST:PORT`` once serving, then blocks until
+stopped.
 """
 
 from __future__ import annotations
@@ -49,17 +54,32 @@ class JsonLogFormatter(logging.Formatter):
         return json.dumps(out)
 
 
+def _read_token(path: Path, flag: str) -> str:
+    try:
+        token = path.read_text(encoding="utf-8").strip()
+    except OSError as e:
+        raise FaceCraftError(f"cannot read {flag} {path}: {e.strerror or e}") from None
+    if not token:
+        raise FaceCraftError(f"{flag} {path} is empty")
+    return token
+
+
 def _token(args: argparse.Namespace) -> str | None:
     if args.token_file is not None:
-        try:
-            token = args.token_file.read_text(encoding="utf-8").strip()
-        except OSError as e:
-            raise FaceCraftError(f"cannot read --token-file {args.token_file}: "
-                                 f"{e.strerror or e}") from None
-        if not token:
-            raise FaceCraftError(f"--token-file {args.token_file} is empty")
-        return token
+        return _read_token(args.token_file, "--token-file")
     return os.environ.get("FACECRAFT_TOKEN") or None
+
+
+def _rig_token(args: argparse.Namespace) -> str | None:
+    if args.rig_token_file is not None:
+        return _read_token(args.rig_token_file, "--rig-token-file")
+    if args.rig_registration == "token":
+        token = os.environ.get("FACECRAFT_RIG_TOKEN")
+        if not token:
+            raise FaceCraftError("--rig-registration token needs --rig-token-file or "
+                                 "$FACECRAFT_RIG_TOKEN")
+        return token
+    return None
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:
@@ -85,7 +105,11 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         max_batch=args.max_batch, grace_s=args.grace, token=_token(args),
         tls_cert=args.tls_cert, tls_key=args.tls_key, tls_client_ca=args.tls_client_ca,
         metrics_port=args.metrics_port, reflection=not args.no_reflection,
-        rigs_dir=args.rigs_dir)
+        rigs_dir=args.rigs_dir, rig_registration=args.rig_registration,
+        rig_token=_rig_token(args), max_rigs=args.max_rigs,
+        max_rig_bytes=int(args.max_rig_mb * 2 ** 20),
+        max_rigs_bytes=int(args.max_rigs_mb * 2 ** 20), max_loaded_rigs=args.max_loaded_rigs,
+        rig_cache_bytes=int(args.rig_cache_mb * 2 ** 20))
     server, port = create_server(settings, package=args.package)
     stop = threading.Event()
 
@@ -127,8 +151,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="ONNX Runtime provider to prefer (default: the best available)")
     p.add_argument("--max-message-mb", type=float, default=32.0, metavar="N",
                    help="largest request / response in MiB (default 32)")
-    p.add_argument("--max-pixels", type=int, default=40_000_000, metavar="N",
-                   help="largest photo in pixels, width x height (default 40000000)")
+    p.add_argument("--max-pixels", type=int, default=16_000_000, metavar="N",
+                   help="largest photo in pixels, width x height (default 16000000); decoding "
+                        "takes up to ~40 bytes per pixel at once, ~640 MB per worker at 16 MP")
     p.add_argument("--max-batch", type=int, default=32, metavar="N",
                    help="most photos per ReconstructBatch call (default 32)")
     p.add_argument("--max-queue", type=int, default=32, metavar="N",
@@ -151,4 +176,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="folder of the rigs RegisterRig stores and FitRig fits (default: the "
                         "rig registry, $FACECRAFT_RIGS, $FACECRAFT_HOME/rigs, "
                         "~/.local/share/facecraft/rigs)")
+    p.add_argument("--rig-registration", choices=("open", "token", "off"), default="open",
+                   help="who may register rigs: any client (open, the default; it may also "
+                        "overwrite them), only with the registration token (token), nobody "
+                        "(off: read-only rigs)")
+    p.add_argument("--rig-token-file", type=Path, metavar="F",
+                   help="the registration token for --rig-registration token (default: "
+                        "$FACECRAFT_RIG_TOKEN); clients send 'authorization: Bearer <it>'")
+    p.add_argument("--max-rigs", type=int, default=32, metavar="N",
+                   help="registered rigs at most (default 32)")
+    p.add_argument("--max-rig-mb", type=float, default=16.0, metavar="N",
+                   help="one rig's GLB + sidecar at most, MiB (default 16)")
+    p.add_argument("--max-rigs-mb", type=float, default=256.0, metavar="N",
+                   help="all registered rigs' files at most, MiB (default 256)")
+    p.add_argument("--max-loaded-rigs", type=int, default=4, metavar="N",
+                   help="rigs kept loaded in memory, least recently used dropped (default 4)")
+    p.add_argument("--rig-cache-mb", type=float, default=64.0, metavar="N",
+                   help="correspondence cache size, MiB; oldest files removed (default 64)")
     p.set_defaults(handler=_cmd_serve)

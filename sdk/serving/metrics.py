@@ -44,6 +44,8 @@ class ServerMetrics:
     * ``facecraft_rpc_requests_total{method, code}``: finished calls.
     * ``facecraft_rpc_latency_seconds{method}``: histogram of call latency (seconds).
     * ``facecraft_rpc_in_flight{method}``: calls running now.
+    * ``facecraft_rpc_shutdown_cancelled_total{method}``: calls cut at the end of the shutdown
+      grace period (also counted with ``code="CANCELLED"`` above, never as a deadline).
     * ``facecraft_faces_total``: faces reconstructed.
     * ``facecraft_batch_items_total{code}``: batch items by outcome.
     * ``facecraft_unauthenticated_total``: calls refused for a missing or wrong token.
@@ -59,6 +61,7 @@ class ServerMetrics:
         self._count: dict[str, int] = defaultdict(int)
         self._in_flight: dict[str, int] = defaultdict(int)
         self._batch_items: dict[str, int] = defaultdict(int)
+        self._shutdown_cancelled: dict[str, int] = defaultdict(int)
         self.faces = 0
         self.unauthenticated = 0
         self.workers = workers
@@ -68,10 +71,14 @@ class ServerMetrics:
         with self._lock:
             self._in_flight[method] += 1
 
-    def finished(self, method: str, code: str, seconds: float) -> None:
-        """Record a finished call (``code``: the status name, e.g. ``"OK"``)."""
+    def finished(self, method: str, code: str, seconds: float, *,
+                 shutdown: bool = False) -> None:
+        """Record a finished call (``code``: the status name, e.g. ``"OK"``; ``shutdown``:
+        cut by the end of the shutdown grace period)."""
         with self._lock:
             self._in_flight[method] -= 1
+            if shutdown:
+                self._shutdown_cancelled[method] += 1
             self._requests[(method, code)] += 1
             b = self._buckets.setdefault(method, [0] * len(LATENCY_BUCKETS_S))
             for i, bound in enumerate(LATENCY_BUCKETS_S):
@@ -93,6 +100,11 @@ class ServerMetrics:
         """Finished calls of ``method`` with status ``code`` so far."""
         with self._lock:
             return self._requests.get((method, code), 0)
+
+    def shutdown_cancelled(self, method: str) -> int:
+        """Calls of ``method`` cut by the end of a shutdown grace period so far."""
+        with self._lock:
+            return self._shutdown_cancelled.get(method, 0)
 
     def render(self) -> str:
         """The Prometheus text exposition (format 0.0.4)."""
@@ -118,6 +130,11 @@ class ServerMetrics:
                     "# TYPE facecraft_rpc_in_flight gauge"]
             for m, n in sorted(self._in_flight.items()):
                 out.append(f"facecraft_rpc_in_flight{_labels(method=m)} {n}")
+            out += ["# HELP facecraft_rpc_shutdown_cancelled_total RPCs cut at the end of the "
+                    "shutdown grace period.",
+                    "# TYPE facecraft_rpc_shutdown_cancelled_total counter"]
+            for m, n in sorted(self._shutdown_cancelled.items()):
+                out.append(f"facecraft_rpc_shutdown_cancelled_total{_labels(method=m)} {n}")
             out += ["# HELP facecraft_batch_items_total ReconstructBatch items by status.",
                     "# TYPE facecraft_batch_items_total counter"]
             for c, n in sorted(self._batch_items.items()):

@@ -12,9 +12,15 @@
   stops) and one :class:`~facecraft.sdk.rigs.create.FaceRigger` per rig, built once;
 * a bounded worker pool: ``workers`` pipelines (one reconstruction each at a time), at most
   ``max_queue`` further calls waiting for one (``queue_timeout_s`` at most, never past the
-  call's deadline), and past that gRPC's own RESOURCE_EXHAUSTED;
-* deadlines honoured between stages (``context.time_remaining()``: waiting for a worker,
-  decoding, reconstructing, each batch chunk) with DEADLINE_EXCEEDED;
+  call's deadline), and past that RESOURCE_EXHAUSTED at once (the server's own admission,
+  :class:`~facecraft.sdk.serving.calls.Admission`: health and reflection never count, never
+  wait behind work);
+* deadlines honoured between stages (waiting for a worker, decoding, detecting, regressing,
+  sampling, texturing, baking, fitting a rig, each batch chunk) with DEADLINE_EXCEEDED; a call
+  cut when the shutdown grace period ends is CANCELLED (logged and counted as such);
+* registered rigs bounded (:class:`~facecraft.sdk.serving.rig_store.RigLimits`: count, bytes,
+  rigs loaded in memory, correspondence cache), and registration open, token-scoped or off
+  (``rig_registration``);
 * request and response sizes bounded by ``max_message_bytes`` (RESOURCE_EXHAUSTED, with a
   message saying which limit and how to stay under it);
 * a request id per call (the client's ``x-request-id`` metadata, or a new one) in the logs
@@ -27,29 +33,8 @@
 * graceful shutdown: :meth:`FaceCraftServer.stop` turns health to NOT_SERVING, refuses new
   calls and gives running ones ``grace_s`` seconds to finish.
 
-Errors map to status codes in one table, :data:`STATUS_CODES` (first matching class wins):
-
-=========================  =====================  ==========================================
-exception                  status                 when
-=========================  =====================  ==========================================
-NoFaceError                FAILED_PRECONDITION    a readable photo without a face
-PhotoTooLargeError         RESOURCE_EXHAUSTED     more pixels than ``max_pixels`` (header)
-ResponseTooLargeError      RESOURCE_EXHAUSTED     the answer would exceed the message limit
-BatchTooLargeError         RESOURCE_EXHAUSTED     more photos than ``max_batch``
-ServerBusyError            RESOURCE_EXHAUSTED     no worker free within ``queue_timeout_s``
-(gRPC itself)              RESOURCE_EXHAUSTED     a request above ``max_message_bytes``, or
-                                                  more than ``workers + max_queue`` calls
-DeadlineError              DEADLINE_EXCEEDED      the call's deadline passed
-UnknownRigError            NOT_FOUND              FitRig names a rig the server does not have
-RigExistsError             ALREADY_EXISTS         RegisterRig of a taken name, no overwrite
-InvalidInputError          INVALID_ARGUMENT       not an image, truncated, bad option value,
-  (and ImageDecodeError)                          a request that is not valid protobuf
-DetectorUnavailableError,  INTERNAL               the server's models are broken
-ModelFileError, ...
-FaceCraftError             INTERNAL
-anything else              INTERNAL               logged with its traceback; the message only
-                                                  names the request id
-=========================  =====================  ==========================================
+Errors map to status codes by type only, in one table:
+:data:`~facecraft.sdk.serving.status.STATUS_CODES` (see :mod:`facecraft.sdk.serving.status`).
 
 Zero faces is an error (FAILED_PRECONDITION) for ``Reconstruct``, and a per-item status in
 ``ReconstructBatch``: a response always holds at least one face.
@@ -62,37 +47,53 @@ call ``torch.set_num_threads`` itself (library code never changes process-wide s
 from __future__ import annotations
 
 import contextlib
-import functools
 import logging
 import queue
-import re
 import tempfile
 import threading
-import time
-import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from concurrent import futures
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import grpc
-from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from google.protobuf.message import Message
+from grpc_health.v1 import health, health_pb2
 from grpc_reflection.v1alpha import reflection
 
 from facecraft.sdk._proto import facecraft_pb2 as pb
 from facecraft.sdk._proto import facecraft_pb2_grpc as pb_grpc
-from facecraft.sdk.errors import FaceCraftError, InvalidInputError, ModelFileError, ModelFormatError
-from facecraft.sdk.photo.detect import DetectorUnavailableError
-from facecraft.sdk.photo.image_io import DecodedImage, ImageDecodeError
-from facecraft.sdk.photo.ingest import NoFaceError
+from facecraft.sdk.errors import FaceCraftError, InvalidInputError, PhotoTooLargeError
+from facecraft.sdk.photo.image_io import DecodedImage
 from facecraft.sdk.pipeline.package import ModelPackage
 from facecraft.sdk.pipeline.pipeline import FaceCraft, PipelineSettings
 from facecraft.sdk.rigs.registry import STARTER_RIG
 from facecraft.sdk.serving import wire as _wire
+from facecraft.sdk.serving.calls import Admission, Call, observed, observed_stream
 from facecraft.sdk.serving.metrics import MetricsHTTPServer, ServerMetrics
-from facecraft.sdk.serving.plumbing import SERVICE_NAME, Malformed, TokenAuth, add_service
-from facecraft.sdk.serving.rig_store import RigExistsError, RigStore, UnknownRigError
+from facecraft.sdk.serving.plumbing import (
+    SERVICE_NAME,
+    TokenAuth,
+    add_health,
+    add_service,
+    bearer_matches,
+)
+from facecraft.sdk.serving.rig_store import RigLimits, RigStore
+from facecraft.sdk.serving.status import (
+    STATUS_CODES,
+    BatchTooLargeError,
+    DeadlineError,
+    LimitExceededError,
+    RegistrationDeniedError,
+    ResponseTooLargeError,
+    RigExistsError,
+    RigQuotaError,
+    ServerBusyError,
+    ShutdownCancelledError,
+    UnknownRigError,
+    code_name,
+    status_for,
+)
 
 __all__ = [
     "SERVICE_NAME",
@@ -107,65 +108,22 @@ __all__ = [
     "BatchTooLargeError",
     "ResponseTooLargeError",
     "ServerBusyError",
+    "RigQuotaError",
     "DeadlineError",
+    "ShutdownCancelledError",
     "UnknownRigError",
     "RigExistsError",
+    "RegistrationDeniedError",
+    "REGISTRATION_MODES",
 ]
 
 _LOG = logging.getLogger("facecraft.server")
-_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
-
-
-class LimitExceededError(FaceCraftError):
-    """A request is above one of the server's limits (RESOURCE_EXHAUSTED)."""
-
-
-class PhotoTooLargeError(LimitExceededError):
-    """The photo has more pixels than the server accepts (from its header, before decoding)."""
-
-
-class ResponseTooLargeError(LimitExceededError):
-    """The answer would be larger than the server's message limit."""
-
-
-class BatchTooLargeError(LimitExceededError):
-    """More photos in one ReconstructBatch than the server's ``max_batch``."""
-
-
-class ServerBusyError(LimitExceededError):
-    """No worker became free in time."""
-
-
-class DeadlineError(FaceCraftError):
-    """The call's deadline passed (or the client went away) before the work was done."""
-
-
-#: Exception class -> status code; the first ``isinstance`` match wins (most specific first).
-STATUS_CODES: tuple[tuple[type[BaseException], grpc.StatusCode], ...] = (
-    (NoFaceError, grpc.StatusCode.FAILED_PRECONDITION),
-    (UnknownRigError, grpc.StatusCode.NOT_FOUND),
-    (RigExistsError, grpc.StatusCode.ALREADY_EXISTS),
-    (LimitExceededError, grpc.StatusCode.RESOURCE_EXHAUSTED),  # photo, response, batch, busy
-    (DeadlineError, grpc.StatusCode.DEADLINE_EXCEEDED),
-    (InvalidInputError, grpc.StatusCode.INVALID_ARGUMENT),  # ImageDecodeError included
-    (DetectorUnavailableError, grpc.StatusCode.INTERNAL),
-    (ModelFileError, grpc.StatusCode.INTERNAL),
-    (ModelFormatError, grpc.StatusCode.INTERNAL),
-    (FaceCraftError, grpc.StatusCode.INTERNAL),
-)
-
-
-def status_for(exc: BaseException, request_id: str = "") -> tuple[grpc.StatusCode, str]:
-    """The status code and message a client gets for ``exc`` (see :data:`STATUS_CODES`).
-
-    Unexpected exceptions (not :class:`~facecraft.sdk.errors.FaceCraftError`) give INTERNAL with
-    a message naming only the request id: their text may hold server internals.
-    """
-    for cls, code in STATUS_CODES:
-        if isinstance(exc, cls):
-            return code, str(exc)
-    return grpc.StatusCode.INTERNAL, (f"internal server error (request id {request_id}); "
-                                      "the server log has the details")
+_MiB = 2 ** 20
+#: ``ServerSettings.rig_registration`` values: anyone may register (and overwrite) rigs, only
+#: calls with the registration token may, or nobody (the rigs folder is read-only).
+REGISTRATION_MODES = ("open", "token", "off")
+#: Threads beyond the admitted calls: health, reflection and refusals always find one.
+_SPARE_THREADS = 8
 
 
 @dataclass(frozen=True)
@@ -183,17 +141,22 @@ class ServerSettings:
         providers: ONNX Runtime provider order (``"cpu"``, ``"cuda"``, ``"tensorrt"``); None =
             the best available.
         max_queue: calls that may wait for a worker beyond the running ones; more concurrent
-            calls get RESOURCE_EXHAUSTED at once.
+            FaceCraft calls get RESOURCE_EXHAUSTED at once (health checks never count).
         queue_timeout_s: longest wait for a free worker (seconds), within the call's deadline.
         max_message_bytes: largest request and response in bytes (photo uploads and meshes with
             textures); larger ones get RESOURCE_EXHAUSTED.
         max_pixels: largest photo (width x height), checked from its header before decoding.
+            Default 16 MP (a 4900 x 3300 photo; the pipeline needs far less). Worst-case decode
+            memory is about 40 bytes per pixel at once (a 16-bit RGBA decode, the float32 RGB
+            and alpha, a uint8 copy for detection): about 640 MB per worker at 16 MP (1.6 GB
+            at 40 MP), so ``workers x max_pixels x 40 B`` bounds the decoders' memory.
         max_batch: most photos in one ReconstructBatch call.
         batch_chunk: photos a worker reconstructs together in ReconstructBatch (the networks run
             once per chunk; the deadline is checked between chunks).
         default_texture_size: texture side (texels) when a request asks for a texture without a
             size.
-        grace_s: seconds running calls get to finish on shutdown.
+        grace_s: seconds running calls get to finish on shutdown (those still running then are
+            cancelled, logged and counted as cancelled by shutdown).
         token: bearer token every call (except health) must carry; None = no authentication.
         tls_cert, tls_key: PEM files of the server's certificate chain and key; both or neither.
         tls_client_ca: PEM file of the CA that signs client certificates: mutual TLS (clients
@@ -204,6 +167,19 @@ class ServerSettings:
         rigs_dir: the folder of rigs ``RegisterRig`` stores and ``FitRig`` reads (a rig
             registry, as ``facecraft rigs import`` writes); None = a temporary folder of the
             server's own, removed when it stops (registrations then last one run).
+        rig_registration: who may call ``RegisterRig`` (see :data:`REGISTRATION_MODES`):
+            ``"open"`` any client (who may also overwrite any registered rig), ``"token"``
+            only calls carrying ``authorization: Bearer <rig_token>``, ``"off"`` nobody (the
+            rigs folder is read-only; PERMISSION_DENIED).
+        rig_token: the registration token of ``rig_registration="token"`` (with ``token`` set,
+            it also authenticates every other call).
+        max_rigs: registered rigs at most (RESOURCE_EXHAUSTED beyond; overwriting is allowed).
+        max_rig_bytes: one rig's GLB + sidecar at most, bytes.
+        max_rigs_bytes: all registered rigs' files at most, bytes.
+        max_loaded_rigs: rigs (with their fitters) kept in memory; the least recently used are
+            dropped and reloaded from disk when fitted again.
+        rig_cache_bytes: the correspondence cache's size at most, bytes (oldest files removed;
+            the cache is a temporary folder of the server's own, removed when it stops).
     """
 
     host: str = "127.0.0.1"
@@ -213,8 +189,8 @@ class ServerSettings:
     providers: tuple[str, ...] | None = None
     max_queue: int = 32
     queue_timeout_s: float = 30.0
-    max_message_bytes: int = 32 * 1024 * 1024
-    max_pixels: int = 40_000_000
+    max_message_bytes: int = 32 * _MiB
+    max_pixels: int = 16_000_000
     max_batch: int = 32
     batch_chunk: int = 4
     default_texture_size: int = 1024
@@ -226,6 +202,13 @@ class ServerSettings:
     metrics_port: int | None = None
     reflection: bool = True
     rigs_dir: Path | None = None
+    rig_registration: str = "open"
+    rig_token: str | None = field(default=None, repr=False)
+    max_rigs: int = 32
+    max_rig_bytes: int = 16 * _MiB
+    max_rigs_bytes: int = 256 * _MiB
+    max_loaded_rigs: int = 4
+    rig_cache_bytes: int = 64 * _MiB
 
     def __post_init__(self) -> None:
         def need(cond: bool, msg: str) -> None:
@@ -251,11 +234,25 @@ class ServerSettings:
              "tls_cert and tls_key go together: give both or neither")
         need(self.tls_client_ca is None or self.tls_cert is not None,
              "tls_client_ca (mutual TLS) needs tls_cert and tls_key")
-        need(self.token is None or (bool(self.token) and self.token.isprintable()
-                                    and " " not in self.token),
-             "token must be a non-empty printable string without spaces")
+        for name in ("token", "rig_token"):
+            v = getattr(self, name)
+            need(v is None or (bool(v) and v.isprintable() and " " not in v),
+                 f"{name} must be a non-empty printable string without spaces")
         need(self.metrics_port is None or 0 <= self.metrics_port <= 65535,
              f"metrics_port must be None or in [0, 65535], got {self.metrics_port}")
+        need(self.rig_registration in REGISTRATION_MODES,
+             f"rig_registration must be one of {REGISTRATION_MODES}, got "
+             f"{self.rig_registration!r}")
+        need((self.rig_registration == "token") == (self.rig_token is not None),
+             "rig_token goes with rig_registration='token' (and only with it)")
+        self.rig_limits  # noqa: B018 - checks the rig limits
+
+    @property
+    def rig_limits(self) -> RigLimits:
+        """The rig store's :class:`~facecraft.sdk.serving.rig_store.RigLimits`."""
+        return RigLimits(max_rigs=self.max_rigs, max_rig_bytes=self.max_rig_bytes,
+                         max_total_bytes=self.max_rigs_bytes, max_loaded=self.max_loaded_rigs,
+                         cache_bytes=self.rig_cache_bytes)
 
     @property
     def address(self) -> str:
@@ -306,127 +303,24 @@ class _PipelinePool:
             self._free.put(craft)
 
 
-def _check_time(context: grpc.ServicerContext, before: str) -> None:
-    if not context.is_active():
-        raise DeadlineError(f"the call ended (cancelled or past its deadline) before {before}")
-    remaining = context.time_remaining()
-    if remaining is not None and remaining <= 0:
-        raise DeadlineError(f"the deadline passed before {before}; allow more time")
-
-
-def _decode(craft: FaceCraft, data: bytes, source: str) -> DecodedImage:
-    try:
-        return craft.decode(data, source=source)
-    except ImageDecodeError as e:
-        if "max_pixels=" in str(e):  # image_io's decompression-bomb guard
-            raise PhotoTooLargeError(str(e)) from None
-        raise
-
-
-def _check_size(msg: Any, limit: int, what: str,
+def _check_size(msg: Message, limit: int, what: str,
                 advice: str = "ask for a smaller texture_size, set omit_topology, select the "
                               "largest face only") -> None:
     n = msg.ByteSize()
     if n > limit:
         raise ResponseTooLargeError(
-            f"the {what} would be {n / 2 ** 20:.1f} MiB, above the server's "
-            f"{limit / 2 ** 20:.1f} MiB message limit; {advice}, or raise --max-message-mb")
+            f"the {what} would be {n / _MiB:.1f} MiB, above the server's "
+            f"{limit / _MiB:.1f} MiB message limit; {advice}, or raise --max-message-mb")
 
 
-def _request_id(context: grpc.ServicerContext) -> str:
-    for key, value in context.invocation_metadata():
-        if key == "x-request-id" and isinstance(value, str) and _REQUEST_ID.match(value):
-            return value
-    return uuid.uuid4().hex[:16]
+def _source(name: str) -> str:
+    return name[:200] or "<bytes>"
 
 
 # --------------------------------------------------------------------------- the servicer
-@dataclass
-class _Call:
-    request_id: str
-    faces: int = 0
-
-
-def _observed(method: str, streaming: bool = False) -> Callable:
-    """Wrap an RPC: request id, deadline and error mapping, one log line, metrics."""
-
-    def decorate(fn: Callable) -> Callable:
-        def finish(self: FaceCraftService, context: grpc.ServicerContext, call: _Call,
-                   t0: float, exc: BaseException | None) -> None:
-            code = grpc.StatusCode.OK
-            if exc is not None:
-                code, message = status_for(exc, call.request_id)
-                if code is grpc.StatusCode.INTERNAL:
-                    _LOG.error("rpc %s request_id=%s failed", method, call.request_id,
-                               exc_info=exc, extra={"request_id": call.request_id,
-                                                    "method": method})
-            seconds = time.perf_counter() - t0
-            self.metrics.finished(method, code.name, seconds)
-            self.metrics.add("faces", call.faces)
-            _LOG.info("rpc %s code=%s ms=%.1f faces=%d request_id=%s peer=%s", method,
-                      code.name, seconds * 1e3, call.faces, call.request_id, context.peer(),
-                      extra={"request_id": call.request_id, "method": method,
-                             "code": code.name, "latency_ms": round(seconds * 1e3, 2),
-                             "faces": call.faces, "peer": context.peer()})
-            if exc is not None:
-                context.abort(code, message)
-
-        def cancelled(self: FaceCraftService, call: _Call, t0: float) -> None:
-            seconds = time.perf_counter() - t0
-            self.metrics.finished(method, grpc.StatusCode.CANCELLED.name, seconds)
-            _LOG.info("rpc %s code=CANCELLED ms=%.1f faces=%d request_id=%s", method,
-                      seconds * 1e3, call.faces, call.request_id,
-                      extra={"request_id": call.request_id, "method": method,
-                             "code": "CANCELLED", "latency_ms": round(seconds * 1e3, 2),
-                             "faces": call.faces})
-
-        def check(request: Any) -> None:
-            if isinstance(request, Malformed):
-                raise InvalidInputError(f"the request is not a valid {request.message_type} "
-                                        f"message ({request.error})")
-
-        def start(self: FaceCraftService, context: grpc.ServicerContext) -> tuple[_Call, float]:
-            call = _Call(_request_id(context))
-            context.set_trailing_metadata((("x-request-id", call.request_id),))
-            self.metrics.started(method)
-            return call, time.perf_counter()
-
-        if streaming:
-            @functools.wraps(fn)
-            def stream(self, request, context):
-                call, t0 = start(self, context)
-                try:
-                    check(request)
-                    yield from fn(self, request, context, call)
-                except GeneratorExit:  # the client cancelled or the deadline passed
-                    cancelled(self, call, t0)
-                    raise
-                except Exception as e:  # noqa: BLE001 - mapped to a status in finish()
-                    finish(self, context, call, t0, e)
-                    return
-                finish(self, context, call, t0, None)
-
-            return stream
-
-        @functools.wraps(fn)
-        def unary(self, request, context):
-            call, t0 = start(self, context)
-            try:
-                check(request)
-                out = fn(self, request, context, call)
-            except Exception as e:  # noqa: BLE001 - mapped to a status in finish()
-                finish(self, context, call, t0, e)
-                raise AssertionError("unreachable: abort raises") from None
-            finish(self, context, call, t0, None)
-            return out
-
-        return unary
-
-    return decorate
-
-
 class FaceCraftService(pb_grpc.FaceCraftServicer):
-    """The ``facecraft.v1.FaceCraft`` servicer: validation and conversion around the pool."""
+    """The ``facecraft.v1.FaceCraft`` servicer: validation and conversion around the pool
+    (each method wrapped by :func:`~facecraft.sdk.serving.calls.observed`)."""
 
     def __init__(self, pool: _PipelinePool, settings: ServerSettings,
                  metrics: ServerMetrics, rigs: RigStore) -> None:
@@ -434,33 +328,34 @@ class FaceCraftService(pb_grpc.FaceCraftServicer):
         self.settings = settings
         self.metrics = metrics
         self.rigs = rigs
+        self.admission = Admission(pool.size + settings.max_queue)
+        self.stopping = threading.Event()
 
     def _reconstruct(self, craft: FaceCraft, data: bytes, source: str,
-                     opts: _wire.CallOptions, context: grpc.ServicerContext,
-                     request_id: str) -> pb.ReconstructResponse:
-        photo = _decode(craft, data, source)
-        _check_time(context, "reconstructing")
-        faces = craft.reconstruct(photo, all_faces=opts.all_faces)
-        _check_time(context, "encoding the result")
-        return pb.ReconstructResponse(request_id=request_id, photo=_wire.photo_info(photo, source),
-                                      faces=[_wire.face_message(craft, f, opts) for f in faces])
+                     opts: _wire.CallOptions, call: Call) -> pb.ReconstructResponse:
+        photo = craft.decode(data, source=source)
+        faces = craft.reconstruct(photo, all_faces=opts.all_faces, check=call.check)
+        messages = []
+        for face in faces:
+            call.check("baking" if opts.texture_size else "encoding the result")
+            messages.append(_wire.face_message(craft, face, opts))
+        return pb.ReconstructResponse(request_id=call.request_id,
+                                      photo=_wire.photo_info(photo, source), faces=messages)
 
-    @_observed("Reconstruct")
+    @observed("Reconstruct")
     def Reconstruct(self, request: pb.ReconstructRequest, context: grpc.ServicerContext,  # noqa: N802
-                    call: _Call) -> pb.ReconstructResponse:
+                    call: Call) -> pb.ReconstructResponse:
         opts = _wire.call_options(request.options, self.settings.default_texture_size)
-        source = request.source[:200] or "<bytes>"
         with self.pool.acquire(context) as craft:
-            _check_time(context, "decoding")
-            resp = self._reconstruct(craft, request.photo, source, opts, context,
-                                     call.request_id)
+            call.check("decoding")
+            resp = self._reconstruct(craft, request.photo, _source(request.source), opts, call)
         _check_size(resp, self.settings.max_message_bytes, "response")
         call.faces = len(resp.faces)
         return resp
 
-    @_observed("ReconstructBatch", streaming=True)
+    @observed_stream("ReconstructBatch")
     def ReconstructBatch(self, request: pb.ReconstructBatchRequest,  # noqa: N802
-                         context: grpc.ServicerContext, call: _Call
+                         context: grpc.ServicerContext, call: Call
                          ) -> Iterator[pb.ReconstructBatchItem]:
         st = self.settings
         opts = _wire.call_options(request.options, st.default_texture_size)
@@ -469,20 +364,19 @@ class FaceCraftService(pb_grpc.FaceCraftServicer):
             raise InvalidInputError("photos is empty; send at least one photo")
         if n > st.max_batch:
             raise BatchTooLargeError(f"{n} photos in one batch, above the server's max_batch "
-                                  f"{st.max_batch}; split the batch")
+                                     f"{st.max_batch}; split the batch")
         for start in range(0, n, st.batch_chunk):
-            _check_time(context, f"photo {start}")
+            call.check(f"photo {start}")
             chunk = list(enumerate(request.photos[start:start + st.batch_chunk], start))
             with self.pool.acquire(context) as craft:
-                items = self._batch_chunk(craft, chunk, opts, call.request_id)
+                items = self._batch_chunk(craft, chunk, opts, call)
             for item in items:
-                self.metrics.batch_item(grpc.StatusCode.OK.name if item.status.code == 0 else
-                                        _code_name(item.status.code))
+                self.metrics.batch_item(code_name(item.status.code))
                 call.faces += len(item.result.faces)
                 yield item
 
     def _batch_chunk(self, craft: FaceCraft, chunk: list[tuple[int, pb.Photo]],
-                     opts: _wire.CallOptions, request_id: str) -> list[pb.ReconstructBatchItem]:
+                     opts: _wire.CallOptions, call: Call) -> list[pb.ReconstructBatchItem]:
         items = {i: pb.ReconstructBatchItem(index=i, id=p.id, status=pb.Status(code=0))
                  for i, p in chunk}
         for item in items.values():
@@ -490,49 +384,63 @@ class FaceCraftService(pb_grpc.FaceCraftServicer):
         decoded: list[tuple[int, DecodedImage]] = []
         for i, p in chunk:
             try:
-                decoded.append((i, _decode(craft, p.data, p.id or f"photo {i}")))
+                decoded.append((i, craft.decode(p.data, source=p.id or f"photo {i}")))
             except FaceCraftError as e:
                 _fail_item(items[i], e)
         results = craft.reconstruct_batch([d for _, d in decoded], all_faces=opts.all_faces,
-                                          errors="return") if decoded else []
+                                          errors="return", check=call.check) if decoded else []
         for (i, photo), res in zip(decoded, results, strict=True):
             if isinstance(res, BaseException):
                 _fail_item(items[i], res)
                 continue
             item = items[i]
             try:
+                call.check("encoding the result")
                 item.result.CopyFrom(pb.ReconstructResponse(
-                    request_id=request_id, photo=_wire.photo_info(photo, photo.source),
+                    request_id=call.request_id, photo=_wire.photo_info(photo, photo.source),
                     faces=[_wire.face_message(craft, f, opts) for f in res]))
                 _check_size(item, self.settings.max_message_bytes, f"item {i}")
+            except (DeadlineError, ShutdownCancelledError):
+                raise
             except FaceCraftError as e:
                 item.ClearField("result")
                 _fail_item(item, e)
         return [items[i] for i, _ in chunk]
 
-    # RIG CALLS: the rig store (_rig_store) holds the rigs and their fitters; fitting runs on a
+    # RIG CALLS: the rig store (rig_store) holds the rigs and their fitters; fitting runs on a
     # worker, like a reconstruction (it is CPU work of the same size).
-    @_observed("RegisterRig")
+    def _may_register(self, context: grpc.ServicerContext) -> None:
+        st = self.settings
+        if st.rig_registration == "off":
+            raise RegistrationDeniedError("rig registration is off on this server (its rigs "
+                                          "are read-only); ListRigs lists what it fits")
+        if st.rig_registration == "token" and not (
+                st.rig_token is not None
+                and bearer_matches(context.invocation_metadata(), st.rig_token)):
+            raise RegistrationDeniedError("registering rigs on this server needs its "
+                                          "registration token: send 'authorization: Bearer "
+                                          "<rig token>'")
+
+    @observed("RegisterRig")
     def RegisterRig(self, request: pb.RegisterRigRequest,  # noqa: N802
-                    context: grpc.ServicerContext, call: _Call) -> pb.RigInfo:
+                    context: grpc.ServicerContext, call: Call) -> pb.RigInfo:
+        self._may_register(context)
         with self.pool.acquire(context):
-            _check_time(context, "registering the rig")
+            call.check("registering the rig")
             rig = self.rigs.register(request.glb, request.sidecar_json, name=request.name,
                                      overwrite=request.overwrite)
-        _LOG.info("registered rig %r (%d vertices) request_id=%s", rig.name, rig.num_vertices,
-                  call.request_id, extra={"request_id": call.request_id})
         return _wire.rig_info(rig, builtin=False, sliders=True)
 
-    @_observed("ListRigs")
+    @observed("ListRigs")
     def ListRigs(self, request: pb.ListRigsRequest,  # noqa: N802
-                 context: grpc.ServicerContext, call: _Call) -> pb.ListRigsResponse:
+                 context: grpc.ServicerContext, call: Call) -> pb.ListRigsResponse:
         return pb.ListRigsResponse(rigs=[
             _wire.rig_info(rig, builtin=rig.name == STARTER_RIG,
                            sliders=request.include_sliders) for rig in self.rigs.rigs()])
 
-    @_observed("FitRig")
+    @observed("FitRig")
     def FitRig(self, request: pb.FitRigRequest, context: grpc.ServicerContext,  # noqa: N802
-               call: _Call) -> pb.FitRigResponse:
+               call: Call) -> pb.FitRigResponse:
         st = self.settings
         size = _wire.rig_texture_size(request, st.default_texture_size)
         which = request.WhichOneof("face")
@@ -543,22 +451,21 @@ class FaceCraftService(pb_grpc.FaceCraftServicer):
             raise InvalidInputError("no face: send photo (a photo's bytes) or reconstruction "
                                     "(a Face of an earlier Reconstruct)")
         rigger = self.rigs.get(request.rig)
-        source = request.source[:200] or "<bytes>"
+        source = _source(request.source)
         with self.pool.acquire(context) as craft:
             if which == "photo":
-                _check_time(context, "decoding")
-                photo = _decode(craft, request.photo, source)
-                _check_time(context, "reconstructing")
-                face = craft.reconstruct(photo, all_faces=False)[0]
-                _check_time(context, "fitting the rig")
+                call.check("decoding")
+                photo = craft.decode(request.photo, source=source)
+                face = craft.reconstruct(photo, all_faces=False, check=call.check)[0]
+                call.check("fitting the rig")
                 rigged = rigger.fit_result(face, texture_size=size)
             else:
                 neutral, colors, expr = _wire.face_shape(request.reconstruction,
                                                          rigger.model.num_vertices)
-                _check_time(context, "fitting the rig")
+                call.check("fitting the rig")
                 rigged = rigger.fit(neutral, vertex_colors=colors, expression=expr,
                                     texture_size=size)
-            _check_time(context, "encoding the result")
+            call.check("encoding the result")
             resp = _wire.fit_rig_response(rigged, request_id=call.request_id,
                                           glb=request.include_glb)
         if which == "photo":
@@ -569,18 +476,11 @@ class FaceCraftService(pb_grpc.FaceCraftServicer):
         call.faces = 1
         return resp
 
-    @_observed("GetModelInfo")
+    @observed("GetModelInfo")
     def GetModelInfo(self, request: pb.GetModelInfoRequest,  # noqa: N802
-                     context: grpc.ServicerContext, call: _Call) -> pb.ModelInfo:
+                     context: grpc.ServicerContext, call: Call) -> pb.ModelInfo:
         return _wire.model_info(self.pool.any, limits=self.settings.limits(self.pool.size),
                                 include_topology=request.include_topology)
-
-
-def _code_name(number: int) -> str:
-    for c in grpc.StatusCode:
-        if c.value[0] == number:
-            return c.name
-    return str(number)
 
 
 def _fail_item(item: pb.ReconstructBatchItem, exc: BaseException) -> None:
@@ -617,22 +517,22 @@ class FaceCraftServer:
         opts = [("grpc.max_receive_message_length", settings.max_message_bytes),
                 ("grpc.max_send_message_length", settings.max_message_bytes),
                 ("grpc.so_reuseport", 0)]
-        self._executor = futures.ThreadPoolExecutor(max_workers=n_conc + 2,
+        # no maximum_concurrent_rpcs: gRPC's cap counts health checks too; the service admits
+        # n_conc calls itself, and the spare threads keep health and refusals answered
+        self._executor = futures.ThreadPoolExecutor(max_workers=n_conc + _SPARE_THREADS,
                                                     thread_name_prefix="facecraft-rpc")
-        interceptors = [TokenAuth(settings.token, self.metrics)] if settings.token else []
-        self._server = grpc.server(self._executor, interceptors=interceptors, options=opts,
-                                   maximum_concurrent_rpcs=n_conc)
-        if settings.rigs_dir is not None:
-            self._rigs_tmp = None
-            rigs_dir = Path(settings.rigs_dir)
-        else:  # the server's own, removed in stop()
-            self._rigs_tmp = tempfile.TemporaryDirectory(prefix="facecraft-serve-rigs-")
-            rigs_dir = Path(self._rigs_tmp.name)
-        self.rigs = RigStore(rigs_dir, self._pool.any.face_model)
+        tokens = [t for t in (settings.token, settings.rig_token) if t is not None]
+        interceptors = [TokenAuth(tokens, self.metrics)] if settings.token else []
+        self._server = grpc.server(self._executor, interceptors=interceptors, options=opts)
+        self._tmp = tempfile.TemporaryDirectory(prefix="facecraft-serve-")
+        own = Path(self._tmp.name)
+        rigs_dir = Path(settings.rigs_dir) if settings.rigs_dir is not None else own / "rigs"
+        self.rigs = RigStore(rigs_dir, self._pool.any.face_model, cache_dir=own / "cache",
+                             limits=settings.rig_limits)
         self.service = FaceCraftService(self._pool, settings, self.metrics, self.rigs)
         add_service(self.service, self._server)
         self.health = health.HealthServicer()
-        health_pb2_grpc.add_HealthServicer_to_server(self.health, self._server)
+        add_health(self.health, self._server)
         if settings.reflection:
             reflection.enable_server_reflection(
                 (SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
@@ -679,12 +579,12 @@ class FaceCraftServer:
         grace = self.settings.grace_s if grace_s is None else grace_s
         self.health.enter_graceful_shutdown()
         _LOG.info("shutting down (grace %.1f s)", grace)
+        self.service.stopping.set()  # calls that end now were cut by the shutdown
         self._server.stop(grace).wait()
         if self._metrics_http is not None:
             self._metrics_http.stop()
         self._executor.shutdown(wait=False)
-        if self._rigs_tmp is not None:
-            self._rigs_tmp.cleanup()
+        self._tmp.cleanup()
 
     def wait(self, timeout_s: float | None = None) -> bool:
         """Block until the server stops (True) or ``timeout_s`` passes (False)."""

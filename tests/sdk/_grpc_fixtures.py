@@ -91,7 +91,8 @@ def group_photo() -> bytes:
 @contextlib.contextmanager
 def running_server(pipelines, **settings):
     """A started server on 127.0.0.1, port 0; yields ``(server, "127.0.0.1:port")``."""
-    st = ServerSettings(**{"port": 0, "grace_s": 2.0, **settings})
+    st = ServerSettings(**{"port": 0, "grace_s": 2.0,
+                           "max_pixels": pipelines[0].settings.max_pixels, **settings})
     server, port = create_server(st, pipelines=pipelines)
     with server:
         yield server, f"127.0.0.1:{port}"

@@ -18,6 +18,7 @@ import urllib.request
 import pytest
 
 import facecraft.sdk.client as client_mod
+import facecraft.sdk.client_async as client_async
 from facecraft.sdk.client import (
     AsyncFaceCraftClient,
     FaceCraftClient,
@@ -109,7 +110,7 @@ def test_async_client_retries_and_raises_typed_errors(monkeypatch):
     async def fake_sleep(s: float) -> None:
         waits.append(s)
 
-    monkeypatch.setattr(client_mod.asyncio, "sleep", fake_sleep)
+    monkeypatch.setattr(client_async.asyncio, "sleep", fake_sleep)
     pol = RetryPolicy(max_attempts=3, initial_backoff_s=0.01, jitter=0.0)
 
     async def main():
