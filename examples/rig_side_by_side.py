@@ -81,8 +81,10 @@ def main(argv: list[str] | None = None) -> int:
         settings = RigCreateSettings(texture_size=args.texture_size)
         for rig in rigs:
             rigged = FaceRigger(craft.face_model, rig, settings=settings).fit_result(face)
+            # the whole head, with room above it for the label (the face-only framing cut
+            # the skull and the chin off)
             panels.append(render_rig(rig, rigged.values, rigged.texture, size=args.height,
-                                     yaw_deg=args.yaw))
+                                     yaw_deg=args.yaw, face_only=False, fill=0.8))
             res = rigged.fit.residual_mean_mm
             labels.append(f"rig {rig.name} ({res:.2f} mm)")
             print(f"{rig.name}: {len(rigged.fit.values)} sliders, mean residual {res:.3f} mm, "

@@ -23,6 +23,7 @@ _LIGHT = np.array([0.3, 0.4, 1.0]) / np.linalg.norm([0.3, 0.4, 1.0])
 
 def render_rig(rig: Rig, values: Mapping[str, float] | None = None, texture: Any = None, *,
                size: int = 512, yaw_deg: float = 0.0, face_only: bool = True,
+               fill: float = 0.9,
                background: tuple[float, float, float] = (1.0, 1.0, 1.0)) -> np.ndarray:
     """Render a rig with some slider values, orthographically from the front.
 
@@ -34,7 +35,9 @@ def render_rig(rig: Rig, values: Mapping[str, float] | None = None, texture: Any
         size: the square image's side in pixels, in [64, 4096].
         yaw_deg: turn the head about +Y (degrees; positive shows its left side).
         face_only: frame the rig's ``face`` region (when its sidecar has one), else the whole
-            mesh.
+            mesh (the whole head: nothing is cut off).
+        fill: the fraction of the picture's side the framed part spans, in (0, 1] (less
+            leaves room around it, e.g. for a label).
         background: RGB in [0, 1].
 
     Returns:
@@ -48,6 +51,8 @@ def render_rig(rig: Rig, values: Mapping[str, float] | None = None, texture: Any
 
     if not 64 <= int(size) <= 4096:
         raise InvalidInputError(f"size must be in [64, 4096] pixels, got {size}")
+    if not 0.0 < float(fill) <= 1.0:
+        raise InvalidInputError(f"fill must be in (0, 1], got {fill}")
     w = rig.weights(values, clip=True)
     verts = (rig.vertices + np.tensordot(w, rig.targets, axes=(0, 0))).astype(np.float64)
     a = np.radians(float(yaw_deg))
@@ -58,7 +63,7 @@ def render_rig(rig: Rig, values: Mapping[str, float] | None = None, texture: Any
         frame = verts[rig.spec.regions["face"]]
     lo, hi = frame.min(0), frame.max(0)
     centre = (lo + hi) / 2
-    scale = 0.9 * size / max(float(hi[0] - lo[0]), float(hi[1] - lo[1]), 1e-6)
+    scale = float(fill) * size / max(float(hi[0] - lo[0]), float(hi[1] - lo[1]), 1e-6)
     screen = np.stack([size / 2 + (verts[:, 0] - centre[0]) * scale,
                        size / 2 - (verts[:, 1] - centre[1]) * scale,
                        1.0 + (verts[:, 2].max() - verts[:, 2])], 1)
@@ -118,11 +123,38 @@ def render_side_by_side(images: Sequence[np.ndarray], *, height: int = 512,
         p = cv2.resize(np.ascontiguousarray(a[..., :3]), (w, height),
                        interpolation=cv2.INTER_AREA)
         if labels is not None and labels[k]:
-            cv2.putText(p, labels[k], (10, 30), cv2.FONT_HERSHEY_SIMPLEX, 0.8, (0, 0, 0), 3,
-                        cv2.LINE_AA)
-            cv2.putText(p, labels[k], (10, 30), cv2.FONT_HERSHEY_SIMPLEX, 0.8,
-                        (255, 255, 255), 1, cv2.LINE_AA)
+            _draw_label(p, labels[k])
         panels.append(p)
         if k < len(images) - 1 and gap:
             panels.append(np.full((height, gap, 3), 255, np.uint8))
     return np.concatenate(panels, 1)
+
+
+def _draw_label(panel: np.ndarray, text: str) -> None:
+    """Draw ``text`` top-left on ``panel`` ((H, W, 3) uint8, in place): white glyphs with a
+    2-pixel black outline, readable on any background.
+
+    The glyphs are rasterised once, as a mask, and the outline is that mask dilated: OpenCV's
+    ``putText`` advances each glyph by its stroke thickness, so a thick black pass and a thin
+    white pass of the same string drift apart along the line (the label looked drawn twice).
+    The font scale shrinks so the label fits the panel's width.
+    """
+    import cv2
+
+    h, w = panel.shape[:2]
+    font, thickness = cv2.FONT_HERSHEY_SIMPLEX, 1
+    scale = min(0.8, max(0.35, h / 640))
+    (tw, th), base = cv2.getTextSize(text, font, scale, thickness)
+    if tw > w - 20:
+        scale *= (w - 20) / tw
+        (tw, th), base = cv2.getTextSize(text, font, scale, thickness)
+    pad = 3
+    box_h, box_w = min(h, th + base + 2 * pad), min(w, tw + 2 * pad)
+    mask = np.zeros((box_h, box_w), np.uint8)
+    cv2.putText(mask, text, (pad, pad + th), font, scale, 255, thickness, cv2.LINE_AA)
+    halo = cv2.dilate(mask, np.ones((5, 5), np.uint8))
+    y0, x0 = min(8, h - box_h), min(8, w - box_w)
+    region = panel[y0:y0 + box_h, x0:x0 + box_w].astype(np.float32)
+    region *= 1.0 - halo[..., None] / 255.0  # black outline
+    region += mask[..., None].astype(np.float32)  # white glyphs over it
+    panel[y0:y0 + box_h, x0:x0 + box_w] = np.clip(region, 0, 255).astype(np.uint8)

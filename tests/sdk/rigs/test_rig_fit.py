@@ -389,3 +389,25 @@ def test_previews(rig, fitter, model):
     assert 0.2 < drawn.mean() < 0.95 and (img[drawn] != plain[drawn]).any()
     row = render_side_by_side([img, plain[:, :64]], height=100, labels=["a", "b"], gap=4)
     assert row.shape == (100, 100 + 4 + 50, 3)
+    # the whole head (face_only=False) with a margin: nothing cut at the panel's edges
+    whole = render_rig(rig, {"jawOpen": 0.5}, tex, size=128, face_only=False, fill=0.8)
+    edge = np.r_[0:8, -8:0]
+    assert (whole[edge] == 255).all() and (whole[:, edge] == 255).all()
+    assert ((whole != 255).any(-1)).mean() > 0.2
+    with pytest.raises(InvalidInputError, match="fill"):
+        render_rig(rig, size=128, fill=0.0)
+
+
+def test_panel_labels_are_drawn_once_with_an_outline():
+    """Each label: white glyphs inside a black outline. (Drawing the string twice, thick black
+    then thin white, put the white glyphs beside the black ones: OpenCV advances each glyph by
+    its stroke thickness, so the copies drift apart along the line.)"""
+    grey = np.full((120, 400, 3), 128, np.uint8)
+    row = render_side_by_side([grey], height=120, labels=["rig starter (0.000 mm) wwwwmmmm"])
+    g = row[..., 0].astype(int)
+    white = g > 200
+    bare = cv2.dilate((g == 128).astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
+    assert white.sum() > 100 and (g < 30).sum() > white.sum()
+    assert not (white & bare).any()  # every white glyph pixel sits in its outline
+    narrow = render_side_by_side([grey[:, :60]], height=120, labels=["a long label " * 3])
+    assert narrow.shape == (120, 60, 3)  # shrinks to fit, no error
