@@ -68,11 +68,11 @@ def _register_request(glb: bytes | str | os.PathLike, sidecar: SidecarInput, nam
     elif isinstance(sidecar, (bytes, bytearray)):
         text = bytes(sidecar).decode("utf-8")
     elif isinstance(sidecar, os.PathLike) or (isinstance(sidecar, str)
-                                              and not sidecar.lstrip().startswith("{")):
+                                              and not sidecar.lstrip().startswith(("{", "["))):
         try:
             text = Path(sidecar).read_text(encoding="utf-8")
         except OSError as e:
-            raise FaceCraftError(f"cannot read {sidecar}: {e.strerror or e}") from None
+            raise FaceCraftError(f"cannot read {str(sidecar)[:200]}: {e.strerror or e}") from None
     else:
         text = str(sidecar)
     return pb.RegisterRigRequest(glb=bytes(glb), sidecar_json=text, name=name or "",
