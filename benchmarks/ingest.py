@@ -1,6 +1,7 @@
 """Photo ingest speed: face detection per photo and landmarks per face, on the CPU.
 
 Usage: ``python benchmarks/ingest.py [--repeat N] [--threads N] [--photos DIR]``
+       ``python benchmarks/ingest.py --decode`` (decoder worst cases: time and peak memory)
 
 Photos are every ``.jpg`` / ``.png`` under ``../shared/assets/photos`` (or ``--photos``).
 Measured (best of N per photo):
@@ -12,12 +13,23 @@ Measured (best of N per photo):
   Dlib68Landmarker`, when installed) on every detected face.
 
 Prints a table.
+
+``--decode`` measures :func:`facecraft.sdk.photo.image_io.decode_image` on the worst inputs:
+hostile headers (refused), the largest photos the default memory budget accepts, and a 40 MP
+JPEG read reduced. Each case runs in a fresh process; memory is the peak resident set (VmHWM,
+reset before the call) minus the resident set before it.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import struct
+import subprocess
+import sys
+import tempfile
 import time
+import zlib
 from pathlib import Path
 
 import cv2
@@ -44,12 +56,81 @@ def _bucket_name(lo: int, hi: int) -> str:
     return f"> {lo} px" if hi >= 10 ** 9 else f"{lo}-{hi} px"
 
 
+_CHILD = """
+import json, sys, time
+from facecraft.sdk.photo.image_io import decode_image
+from facecraft.sdk.errors import PhotoTooLargeError
+data = open(sys.argv[1], "rb").read()
+kw = json.loads(sys.argv[2])
+def status(key):
+    return next(int(x.split()[1]) for x in open("/proc/self/status") if x.startswith(key))
+open("/proc/self/clear_refs", "w").write("5")  # reset the peak (VmHWM)
+rss0, t = status("VmRSS:"), time.perf_counter()
+try:
+    d = decode_image(data, **kw)
+    out = f"{d.size[1]}x{d.size[0]} (scale {d.scale:g})"
+except PhotoTooLargeError as e:
+    out = "refused: " + str(e).split(": ", 1)[1][:48]
+dt = time.perf_counter() - t
+print(json.dumps([out, dt, (status("VmHWM:") - rss0) / 1024]))
+"""
+
+
+def _png(w: int, h: int, gray: bool = False) -> bytes:
+    def chunk(t: bytes, p: bytes) -> bytes:
+        return struct.pack(">I", len(p)) + t + p + struct.pack(">I", zlib.crc32(t + p))
+    ch = 1 if gray else 3
+    co = zlib.compressobj(1)
+    row = b"\0" + bytes(range(256)) * (w * ch // 256) + bytes(w * ch % 256)
+    body = b"".join(co.compress(row) for _ in range(h)) + co.flush()
+    ihdr = struct.pack(">IIBBBBB", w, h, 8, 0 if gray else 2, 0, 0, 0)
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", body)
+            + chunk(b"IEND", b""))
+
+
+def _rle8_bmp(w: int, h: int) -> bytes:
+    pix = b"\x00\x01"  # end of bitmap: 2 bytes paint the whole image
+    off = 14 + 40 + 1024
+    dib = struct.pack("<IiiHHIIiiII", 40, w, h, 1, 8, 1, len(pix), 2835, 2835, 256, 0)
+    return b"BM" + struct.pack("<IHHI", off + len(pix), 0, 0, off) + dib + bytes(1024) + pix
+
+
+def decode_worst_cases() -> None:
+    """Print time and peak memory of decode_image on its worst inputs."""
+    rng = np.random.default_rng(0)
+    big = cv2.resize(rng.integers(0, 256, (730, 547, 3), np.uint8), (7300, 5470))
+    jpeg40 = cv2.imencode(".jpg", big, [cv2.IMWRITE_JPEG_QUALITY, 90])[1].tobytes()
+    del big
+    cases = [
+        ("RLE8 BMP 6300x6300 (1 KB)", _rle8_bmp(6300, 6300), {}),
+        ("PNG 6300x6300 RGB (0.9 MB)", _png(6300, 6300), {}),
+        ("RLE8 BMP 4000x4000 (1 KB)", _rle8_bmp(4000, 4000), {}),
+        ("PNG 4700x3500 RGB (largest RGB in budget)", _png(4700, 3500), {}),
+        ("PNG 4900x3800 gray (largest gray in budget)", _png(4900, 3800, gray=True), {}),
+        ("JPEG 7300x5470 = 39.9 MP, default", jpeg40, {}),
+        ("JPEG 7300x5470 = 39.9 MP, max_side=2048", jpeg40, {"max_side": 2048}),
+    ]
+    print(f"{'case':46s} {'bytes':>10s} {'result':52s} {'s':>6s} {'peak MB':>8s}")
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, data, kw in cases:
+            f = Path(tmp) / "photo"
+            f.write_bytes(data)
+            out = subprocess.run([sys.executable, "-c", _CHILD, str(f), json.dumps(kw)],
+                                 check=True, capture_output=True, text=True).stdout
+            res, dt, mb = json.loads(out.strip().splitlines()[-1])
+            print(f"{name:46s} {len(data):10d} {res:52s} {dt:6.2f} {mb:8.0f}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--photos", type=Path, default=PHOTOS)
+    ap.add_argument("--decode", action="store_true", help="decoder worst cases instead")
     args = ap.parse_args()
+    if args.decode:
+        decode_worst_cases()
+        return
 
     files = sorted(p for p in args.photos.rglob("*") if p.suffix.lower() in (".jpg", ".png"))
     if not files:

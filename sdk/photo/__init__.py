@@ -25,6 +25,7 @@ _EXPORTS = {
     "skin_mask_from_landmarks": "face_mask",
     "DecodedImage": "image_io",
     "ImageDecodeError": "image_io",
+    "ImageTooLargeError": "image_io",
     "decode_image": "image_io",
     "read_image": "image_io",
     "IngestedFace": "ingest",
@@ -59,6 +60,7 @@ if TYPE_CHECKING:  # the same names, for type checkers and IDEs
     from facecraft.sdk.photo.image_io import (  # noqa: F401
         DecodedImage,
         ImageDecodeError,
+        ImageTooLargeError,
         decode_image,
         read_image,
     )

@@ -1,25 +1,34 @@
-"""Decoding players' photos: JPEG, PNG, WebP, BMP and TIFF bytes to a float RGB array.
+"""Decoding players' photos: JPEG, PNG, WebP, BMP, TIFF and binary PGM/PPM bytes to a float RGB
+array.
 
 Photos arrive in every state: rotated by an EXIF tag, grayscale, CMYK from a print workflow,
 16-bit from a raw converter, with a transparent background, cut off half-way by a failed upload,
 or not an image at all. :func:`decode_image` (bytes) and :func:`read_image` (a file) turn all of
 them into one :class:`DecodedImage` or raise :class:`ImageDecodeError` naming the source and what
-is wrong. Nothing is ever written to disk.
+is wrong with the file (never the decoder's internals). Nothing is ever written to disk.
 
 Pipeline:
 
 1. **Sniff and parse the header** (pure Python, :mod:`struct`; only the container's headers and
-   metadata are read, never the pixel data). This gives the format, width, height and EXIF
-   orientation, and catches empty input, text, HTML pages, unsupported formats (GIF, HEIC, AVIF,
-   ...) and files cut off before their end marker.
-2. **Check the size before decoding**: a decompression bomb (a 50 kB PNG claiming 30000x30000)
-   is refused from its header alone, as is a photo under 16 px on a side.
+   metadata are read, never the pixel data). This gives the format, width, height, channels,
+   sample size and EXIF orientation, and catches empty input, text, HTML pages, unsupported
+   formats (GIF, HEIC, AVIF, ...) and files cut off before their end marker.
+2. **Check the cost before decoding**: the input size (``max_bytes``), the declared pixels
+   (``max_pixels``: a 50 kB PNG claiming 30000x30000) and the memory the decode would take
+   (``memory_budget``: a 1 KB RLE BMP or a 116 KB PNG declaring 6300x6300, under the pixel
+   limit, would still need ~600 MB) are all checked from the header alone, and refused with
+   :class:`ImageTooLargeError` (a :class:`~facecraft.sdk.errors.PhotoTooLargeError`). A JPEG
+   can be read at 1/2, 1/4 or 1/8 size in the DCT domain (``cv2.IMREAD_REDUCED_*``), so a large
+   JPEG is read only as large as the caller needs (``max_side``) or the budget allows. A photo
+   under 16 px on a side is refused too.
 3. **Decode** with OpenCV (``cv2.imdecode``, ``IMREAD_UNCHANGED``: keeps 16-bit samples and
    alpha; converts CMYK and YCCK JPEGs to RGB assuming Adobe's inverted CMYK, which is what
-   Photoshop and every other common writer store).
-4. **Normalise**, vectorised: BGR -> RGB, gray -> RGB, samples / (2**bit_depth - 1) -> float32
-   in [0, 1], alpha composited over white, EXIF orientation applied (all 8 values; for TIFF
-   OpenCV applies the Orientation tag itself).
+   Photoshop and every other common writer store); binary PGM/PPM rasters are read directly by
+   NumPy (a view of the bytes, big-endian 16-bit samples included).
+4. **Normalise**, vectorised in blocks of ~1 M pixels (so temporaries stay small): resize to
+   ``max_side`` (area averaging), BGR -> RGB, gray -> RGB, samples / (2**bit_depth - 1) (PGM/PPM:
+   / maxval) -> float32 in [0, 1], alpha composited over white, EXIF orientation applied (all 8
+   values; for TIFF OpenCV applies the Orientation tag itself).
 
 Colour values stay sRGB-encoded as in the file (no linearisation, no ICC conversion: an embedded
 profile is ignored, which is correct for the overwhelming majority of photos, tagged sRGB or
@@ -27,13 +36,15 @@ untagged).
 
 Formats: JPEG (baseline, progressive, gray, CMYK/YCCK, 12-bit where OpenCV supports it), PNG
 (1- to 16-bit, gray, palette, alpha, ``eXIf`` orientation), WebP (lossy, lossless, alpha,
-``EXIF`` chunk), BMP (uncompressed and RLE) and TIFF (first page). GIF, HEIC/HEIF, AVIF, JPEG
-2000, PSD, PDF and SVG are refused with a message saying to convert the photo to JPEG or PNG.
+``EXIF`` chunk), BMP (uncompressed and RLE), TIFF (first page) and binary PGM/PPM (``P5``/``P6``,
+maxval up to 65535). GIF, HEIC/HEIF, AVIF, JPEG 2000, PSD, PDF, SVG, plain-text PNM (``P1``-
+``P3``), PBM and PAM are refused with a message saying to convert the photo to JPEG or PNG.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import struct
 import zlib
 from dataclasses import dataclass
@@ -41,19 +52,34 @@ from pathlib import Path
 
 import numpy as np
 
-from facecraft.sdk.errors import FaceCraftError, InvalidInputError
+from facecraft.sdk.errors import FaceCraftError, InvalidInputError, PhotoTooLargeError
 
-__all__ = ["DecodedImage", "ImageDecodeError", "decode_image", "read_image", "MIN_SIDE"]
+__all__ = ["DecodedImage", "ImageDecodeError", "ImageTooLargeError", "decode_image",
+           "read_image", "MIN_SIDE", "MAX_PIXELS", "MAX_BYTES", "MEMORY_BUDGET"]
 
 #: Smallest accepted width and height, in pixels (a face needs more than this to be fitted).
 MIN_SIDE = 16
+#: Default largest width x height a header may declare (covers every phone camera).
+MAX_PIXELS = 40_000_000
+#: Default largest input, bytes.
+MAX_BYTES = 64 * 2 ** 20
+#: Default most bytes one decode may allocate (decoder buffer + float output); see
+#: :func:`decode_image` for the cost model and what it means in time.
+MEMORY_BUDGET = 256 * 2 ** 20
 
-_SUPPORTED = "JPEG, PNG, WebP, BMP or TIFF"
+_SUPPORTED = "JPEG, PNG, WebP, BMP, TIFF or binary PGM/PPM"
 
 
 class ImageDecodeError(InvalidInputError):
     """Photo bytes are empty, not an image, unsupported, corrupt, truncated, too large or too
     small; the message names the source and says what is wrong and how to fix it."""
+
+
+class ImageTooLargeError(PhotoTooLargeError, ImageDecodeError):
+    """A photo over a size limit (bytes, declared pixels, or decode memory), refused from its
+    size or header before any pixel is decoded. Catch it as
+    :class:`~facecraft.sdk.errors.PhotoTooLargeError` (the service answers RESOURCE_EXHAUSTED);
+    it is also an :class:`ImageDecodeError`, so code that skips unreadable photos skips it."""
 
 
 @dataclass(frozen=True)
@@ -67,12 +93,16 @@ class DecodedImage:
             on another background ``b`` use ``rgb - (1 - alpha[..., None]) * (1 - b)``.
         alpha: (H, W) float32 in [0, 1] (straight, 1 = opaque), upright like ``rgb``; None when
             the file has no alpha channel.
-        format: "jpeg", "png", "webp", "bmp" or "tiff" (from the bytes, not the file name).
+        format: "jpeg", "png", "webp", "bmp", "tiff", "pgm" or "ppm" (from the bytes, not the
+            file name).
         orientation: the EXIF orientation value that was applied, 1..8 (1 = none or no tag).
         bit_depth: bits per sample of the decoded data before scaling to [0, 1]: 8 for most
-            photos (1-, 2- and 4-bit and palette images are expanded to 8), 16 for 16-bit PNG and
-            TIFF, 12 for 12-bit JPEG.
+            photos (1-, 2- and 4-bit and palette images are expanded to 8), 16 for 16-bit PNG,
+            TIFF and PGM/PPM (maxval > 255; samples are scaled by maxval), 12 for 12-bit JPEG.
         source: where the bytes came from (a path or a caller-given label), for messages.
+        scale: output pixels per file pixel: 1.0, or less when the photo was read smaller
+            (``max_side``, or a JPEG over the memory budget). A point at file pixel ``p`` (upright)
+            is at ``p * scale`` here; the header's size is ``size / scale`` (rounded).
     """
 
     rgb: np.ndarray
@@ -81,6 +111,7 @@ class DecodedImage:
     orientation: int
     bit_depth: int
     source: str
+    scale: float = 1.0
 
     def __post_init__(self) -> None:
         if self.rgb.ndim != 3 or self.rgb.shape[2] != 3 or self.rgb.dtype != np.float32:
@@ -92,6 +123,8 @@ class DecodedImage:
                                     f"{self.alpha.shape} {self.alpha.dtype}")
         if not 1 <= self.orientation <= 8:
             raise InvalidInputError(f"expected orientation 1..8, got {self.orientation}")
+        if not 0.0 < self.scale <= 1.0:
+            raise InvalidInputError(f"expected scale in (0, 1], got {self.scale}")
 
     @property
     def size(self) -> tuple[int, int]:
@@ -111,7 +144,12 @@ class _Header:
     height: int
     orientation: int = 1
     precision: int = 8  # JPEG sample precision (8 or 12)
-    min_length: int = 0  # bytes an uncompressed file must have (BMP), checked after the size
+    min_length: int = 0  # bytes an uncompressed file must have (BMP, PNM), checked after the size
+    channels: int = 4  # channels of the decoder's output buffer (an upper bound)
+    sample_bytes: int = 1  # bytes per sample of the decoder's output buffer
+    gray: bool = False  # a one-component JPEG (reduced decoding keeps it gray)
+    raster: int = -1  # PNM: byte offset of the raw samples (decoded by NumPy, not OpenCV)
+    maxval: int = 255  # PNM: the largest sample value
 
 
 def _fail(source: str, what: str) -> ImageDecodeError:
@@ -184,8 +222,8 @@ def _parse_jpeg(data: bytes, source: str) -> _Header:
         if marker == 0xE1 and not exif_seen and seg.startswith(b"Exif\0\0"):
             orientation, exif_seen = _exif_orientation(seg), True
         elif 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC) and len(seg) >= 6:
-            precision, h, w = struct.unpack_from(">BHH", seg)
-            frame = (w, h, precision)
+            precision, h, w, ncomp = struct.unpack_from(">BHHB", seg)
+            frame = (w, h, precision, ncomp)
         elif marker == 0xDA:
             sos = pos
             break
@@ -198,10 +236,11 @@ def _parse_jpeg(data: bytes, source: str) -> _Header:
     if data.find(b"\xff\xd9", sos) < 0:
         raise _fail(source, "truncated JPEG: the end-of-image marker is missing, so the bottom "
                             "of the photo would be grey (the file was cut off; upload it again)")
-    w, h, precision = frame
+    w, h, precision, ncomp = frame
     if h == 0:
         raise _fail(source, "unsupported JPEG: height given after the data (DNL marker)")
-    return _Header("jpeg", w, h, orientation, precision)
+    return _Header("jpeg", w, h, orientation, precision, channels=1 if ncomp == 1 else 3,
+                   sample_bytes=2 if precision > 8 else 1, gray=ncomp == 1)
 
 
 def _parse_png(data: bytes, source: str) -> _Header:
@@ -211,7 +250,7 @@ def _parse_png(data: bytes, source: str) -> _Header:
     (crc,) = struct.unpack_from(">I", data, 29)
     if length != 13 or zlib.crc32(data[12:29]) != crc:
         raise _fail(source, "corrupt PNG: the IHDR header chunk fails its checksum")
-    w, h = struct.unpack_from(">II", data, 16)
+    w, h, depth, color_type = struct.unpack_from(">IIBB", data, 16)
     orientation, pos, n, ended = 1, 8, len(data), False
     while pos + 8 <= n:  # walk chunk headers only (the pixel data is skipped)
         (length,) = struct.unpack_from(">I", data, pos)
@@ -225,7 +264,8 @@ def _parse_png(data: bytes, source: str) -> _Header:
     if not ended:
         raise _fail(source, "truncated PNG: the IEND end chunk is missing (the file was cut off; "
                             "upload it again)")
-    return _Header("png", w, h, orientation)
+    channels = {0: 1, 2: 3}.get(color_type, 4)  # palette and gray+alpha decode to 4 channels
+    return _Header("png", w, h, orientation, channels=channels, sample_bytes=2 if depth > 8 else 1)
 
 
 def _parse_webp(data: bytes, source: str) -> _Header:
@@ -274,7 +314,9 @@ def _parse_bmp(data: bytes, source: str) -> _Header:
     if w <= 0 or h <= 0 or bits not in (1, 4, 8, 16, 24, 32):
         raise _fail(source, f"corrupt BMP: width {w}, height {h}, {bits} bits per pixel")
     need = offset + (w * bits + 31) // 32 * 4 * h if compression in (0, 3) else 0
-    return _Header("bmp", w, h, min_length=need)
+    # RLE (compression 1, 2) is not bounded by the file size (2 bytes may paint every pixel);
+    # the decode-memory budget in decode_image bounds it like every other format.
+    return _Header("bmp", w, h, min_length=need, channels=4 if bits == 32 else 3)
 
 
 def _parse_tiff(data: bytes, source: str) -> _Header:
@@ -285,7 +327,30 @@ def _parse_tiff(data: bytes, source: str) -> _Header:
     if 256 not in tags or 257 not in tags:
         raise _fail(source, "corrupt or truncated TIFF: no width/height in the first directory")
     o = tags.get(274, 1)
-    return _Header("tiff", tags[256], tags[257], o if 1 <= o <= 8 else 1)
+    bits = max(tags.get(258, 8), 1)  # bits per sample (first value)
+    return _Header("tiff", tags[256], tags[257], o if 1 <= o <= 8 else 1, channels=4,
+                   sample_bytes=1 if bits <= 8 else (2 if bits <= 16 else 4))
+
+
+# "P5"/"P6", whitespace or comments, width, height, maxval, then exactly one whitespace byte
+_PNM_SEP = rb"(?:\s|#[^\r\n]*[\r\n])+"
+_PNM_HEADER = re.compile(rb"P([56])" + _PNM_SEP + rb"(\d{1,10})" + _PNM_SEP + rb"(\d{1,10})"
+                         + _PNM_SEP + rb"(\d{1,5})\s")
+
+
+def _parse_pnm(data: bytes, source: str) -> _Header:
+    """Binary PGM (P5, gray) and PPM (P6, RGB), 8-bit or 16-bit big-endian (maxval > 255)."""
+    name = "pgm" if data[1:2] == b"5" else "ppm"
+    m = _PNM_HEADER.match(data, 0, 1 << 16)  # a header is short; comments included
+    if m is None:
+        raise _fail(source, f"corrupt or truncated {name.upper()}: the header needs width, "
+                            "height and maxval")
+    w, h, maxval = (int(g) for g in m.groups()[1:])
+    if not 1 <= maxval <= 65535:
+        raise _fail(source, f"corrupt {name.upper()}: maxval {maxval} is not in 1..65535")
+    ch, sb = (1 if name == "pgm" else 3), (1 if maxval < 256 else 2)
+    return _Header(name, w, h, min_length=m.end() + w * h * ch * sb, channels=ch,
+                   sample_bytes=sb, raster=m.end(), maxval=maxval)
 
 
 _UNSUPPORTED = (  # (magic test, name)
@@ -298,6 +363,9 @@ _UNSUPPORTED = (  # (magic test, name)
     (lambda d: d[:4] == b"8BPS", "Photoshop PSD"),
     (lambda d: d[:5] == b"%PDF-", "PDF"),
     (lambda d: d[:8] == b"\x8aMNG\r\n\x1a\n", "MNG"),
+    (lambda d: d[:1] == b"P" and d[1:2] in (b"1", b"2", b"3") and d[2:3].isspace(),
+     "Plain-text (ASCII) PBM/PGM/PPM"),
+    (lambda d: d[:2] in (b"P4", b"P7") and d[2:3].isspace(), "PBM bitmap / PAM"),
 )
 
 
@@ -338,6 +406,8 @@ def _parse_header(data: bytes, source: str) -> _Header:
             return _parse_bmp(data, source)
         if data[:4] in (b"II*\0", b"MM\0*"):
             return _parse_tiff(data, source)
+        if data[:2] in (b"P5", b"P6") and (data[2:3].isspace() or data[2:3] == b"#"):
+            return _parse_pnm(data, source)
     except struct.error:
         raise _fail(source, "truncated or corrupt image header") from None
     raise _fail(source, _describe_unknown(data))
@@ -362,70 +432,228 @@ def _mp(pixels: float) -> str:
     return f"{pixels / 1e6:.3g} MP"
 
 
-def decode_image(data: bytes | bytearray | memoryview, *, max_pixels: int = 40_000_000,
-                 source: str = "<bytes>") -> DecodedImage:
-    """Decode photo bytes into an upright RGB float image, refusing anything unsafe or broken.
+def _mb(nbytes: float) -> str:
+    return f"{nbytes / 2 ** 20:.0f} MiB"
 
-    Args:
-        data: the whole file's bytes (JPEG, PNG, WebP, BMP or TIFF; sniffed from the content,
-            the name or extension plays no part).
-        max_pixels: largest accepted width x height, checked from the header before any pixel
-            is decoded (decompression-bomb guard). 40 MP covers every phone camera; the decoded
-            float image takes 12 bytes per pixel (480 MB at the limit) plus the decoder's buffer.
-        source: label used in error messages, e.g. the file name or an upload id.
 
-    Returns:
-        :class:`DecodedImage`: ``rgb`` (H, W, 3) float32 in [0, 1] (sRGB-encoded), ``alpha``
-        (H, W) float32 or None, ``format``, the applied EXIF ``orientation``, ``bit_depth``.
+#: Pixels normalised per block (bounds the float temporaries to a few MB).
+_BLOCK_PIXELS = 1 << 20
+_JPEG_SCALES = (1, 2, 4, 8)  # libjpeg's DCT-domain reductions (IMREAD_REDUCED_*)
 
-    Raises:
-        ImageDecodeError: empty input, not an image, unsupported format, corrupt or truncated
-            data, more than ``max_pixels`` pixels, or a side under :data:`MIN_SIDE` pixels.
-        InvalidInputError: ``data`` is not bytes-like or ``max_pixels`` is not a positive int.
+
+@dataclass(frozen=True)
+class _Plan:
+    """How to decode: reduction ``k`` (JPEG), decoded and output size, estimated peak bytes."""
+
+    k: int
+    decoded: tuple[int, int]  # (w, h) the decoder produces, stored orientation
+    out: tuple[int, int]  # (w, h) after the max_side resize, stored orientation
+    cost: int
+
+
+def _fit(w: int, h: int, max_side: int | None) -> tuple[int, int]:
+    if max_side is None or max(w, h) <= max_side:
+        return w, h
+    s = max_side / max(w, h)
+    return max(1, round(w * s)), max(1, round(h * s))
+
+
+def _plan(hdr: _Header, max_side: int | None, budget: int) -> _Plan | None:
+    """The cheapest-to-read plan that keeps the most pixels within ``budget`` bytes, or None.
+
+    Cost model (bytes): the decoder's buffer (decoded pixels x channels x sample bytes), the
+    resized copy when ``max_side`` shrinks it, the float32 output (12 bytes per output pixel, 16
+    with alpha) and one normalisation block. JPEG can be decoded at 1/2, 1/4 or 1/8 size in the
+    DCT domain, so a JPEG over the budget is read smaller; other formats decode at full size.
     """
+    w, h = hdr.width, hdr.height
+    ks = _JPEG_SCALES if hdr.format == "jpeg" else (1,)
+    if max_side is not None:  # no finer than needed: the largest reduction still >= max_side
+        start = max(k for k in ks if k == 1 or -(-max(w, h) // k) >= max_side)
+        ks = ks[ks.index(start):]
+    for k in ks:
+        dw, dh = -(-w // k), -(-h // k)
+        ow, oh = _fit(dw, dh, max_side)
+        ch = hdr.channels if k == 1 else (1 if hdr.gray else 3)
+        sb = hdr.sample_bytes if k == 1 else 1
+        buf = dw * dh * ch * sb
+        resized = ow * oh * ch * sb if (ow, oh) != (dw, dh) else 0
+        out = ow * oh * (16 if ch in (2, 4) else 12)
+        cost = buf + resized + out + _BLOCK_PIXELS * 16
+        if cost <= budget:
+            return _Plan(k, (dw, dh), (ow, oh), cost)
+    return None
+
+
+def _too_large(source: str, what: str) -> ImageTooLargeError:
+    return ImageTooLargeError(f"cannot decode {source}: {what}")
+
+
+def _unreadable(source: str, what: str) -> ImageDecodeError:
+    return _fail(source, f"not a photo FaceCraft can read: {what}")
+
+
+def _decode_pixels(data: bytes, hdr: _Header, plan: _Plan, source: str) -> np.ndarray:
+    """The decoder's output, stored orientation: (h, w[, c]) uint8/uint16/float, BGR(A) order
+    for OpenCV formats, RGB for PNM."""
+    w, h = hdr.width, hdr.height
+    if hdr.raster >= 0:  # binary PNM: the raster is the pixels; a view, no decoder
+        dt = np.dtype(np.uint8) if hdr.sample_bytes == 1 else np.dtype(">u2")
+        flat = np.frombuffer(data, dt, count=w * h * hdr.channels, offset=hdr.raster)
+        arr = flat.reshape((h, w) if hdr.channels == 1 else (h, w, hdr.channels))
+        return np.minimum(arr.astype(dt.newbyteorder("=")), hdr.maxval)
+
+    import cv2  # deferred: keeps `import facecraft.sdk` light
+
+    if plan.k == 1:
+        flags = cv2.IMREAD_UNCHANGED
+    else:
+        kind = "GRAYSCALE" if hdr.gray else "COLOR"
+        flags = getattr(cv2, f"IMREAD_REDUCED_{kind}_{plan.k}") | cv2.IMREAD_IGNORE_ORIENTATION
+    fmt = hdr.format.upper()
+    try:
+        arr = cv2.imdecode(np.frombuffer(data, np.uint8), flags)
+    except cv2.error:  # its text names OpenCV's sources, not the file's problem
+        arr = None
+    if arr is None or arr.size == 0:
+        raise _unreadable(source, f"corrupt {fmt} data (the pixel data is damaged or cut "
+                                       f"off, or uses a {fmt} variant that cannot be decoded; "
+                                       "upload the original photo again or save it as JPEG)")
+    # OpenCV's TIFF decoder applies the TIFF Orientation tag itself; for the others we do.
+    dw, dh = plan.decoded
+    want = (dh, dw) if hdr.format != "tiff" or hdr.orientation < 5 else (dw, dh)
+    if arr.shape[:2] != want:
+        raise _unreadable(source, f"corrupt {fmt} data: the header says {w}x{h} but the "
+                                       f"pixels decode to {arr.shape[1]}x{arr.shape[0]}")
+    return arr
+
+
+def _normalise(arr: np.ndarray, peak: np.float32, bgr: bool, is_float: bool
+               ) -> tuple[np.ndarray, np.ndarray | None]:
+    """(h, w[, c]) samples -> rgb (h, w, 3) float32 in [0, 1] composited over white, and alpha
+    (h, w) float32 or None; in blocks of rows so temporaries stay small (no per-pixel loop)."""
+    h, w = arr.shape[:2]
+    c = 1 if arr.ndim == 2 else arr.shape[2]
+    rgb = np.empty((h, w, 3), np.float32)
+    alpha = np.empty((h, w), np.float32) if c in (2, 4) else None
+    rows = max(1, _BLOCK_PIXELS // max(w, 1))
+    for r in range(0, h, rows):  # blocks of ~1 M pixels
+        src, dst = arr[r:r + rows], rgb[r:r + rows]
+        if c <= 2:
+            dst[...] = (src if c == 1 else src[..., 0])[..., None]
+        else:
+            dst[...] = src[..., 2::-1] if bgr else src[..., :3]
+        dst /= peak
+        if alpha is not None:
+            a = alpha[r:r + rows]
+            a[...] = src[..., -1]
+            a /= peak
+            dst *= a[..., None]
+            dst += 1 - a[..., None]  # composite over white
+            if is_float:
+                np.clip(np.nan_to_num(a, copy=False, nan=1.0), 0.0, 1.0, out=a)
+        if is_float:
+            np.clip(np.nan_to_num(dst, copy=False, nan=0.0), 0.0, 1.0, out=dst)
+    return rgb, alpha
+
+
+def _check_args(data: object, source: object, limits: dict[str, int | None]) -> bytes:
     if not isinstance(source, str):
         raise InvalidInputError(f"expected source as str, got {type(source).__name__}")
-    if isinstance(max_pixels, bool) or not isinstance(max_pixels, int) or max_pixels <= 0:
-        raise InvalidInputError(f"expected max_pixels as a positive int, got {max_pixels!r}")
+    for name, val in limits.items():
+        if val is None and name == "max_side":
+            continue
+        low = MIN_SIDE if name == "max_side" else 1
+        if isinstance(val, bool) or not isinstance(val, int) or val < low:
+            raise InvalidInputError(f"expected {name} as an int >= {low}, got {val!r}")
     if isinstance(data, (bytearray, memoryview)):
         data = bytes(data)
     if not isinstance(data, bytes):
         raise InvalidInputError(f"expected data as bytes (the file's content), got "
                                 f"{type(data).__name__}; to read a file use read_image(path)")
+    return data
+
+
+def decode_image(data: bytes | bytearray | memoryview, *, max_pixels: int = MAX_PIXELS,
+                 max_bytes: int = MAX_BYTES, memory_budget: int = MEMORY_BUDGET,
+                 max_side: int | None = None, source: str = "<bytes>") -> DecodedImage:
+    """Decode photo bytes into an upright RGB float image, refusing anything unsafe or broken.
+
+    Every limit is checked from the header, before any pixel is decoded, and each refusal is a
+    typed error (:class:`ImageTooLargeError`, a
+    :class:`~facecraft.sdk.errors.PhotoTooLargeError`), never a message to parse.
+
+    Worst case of one call (``python benchmarks/ingest.py --decode``; one core of a shared
+    x86-64 dev box):
+
+    * **memory**: at most ``memory_budget`` (default 256 MiB) above the input bytes, whatever the
+      header claims. The estimate (decoder buffer + resized copy + 12 bytes per output pixel, 16
+      with alpha, + one 16 MiB block) is checked first; measured peaks sit at the estimate
+      (a 4700x3500 RGB PNG, the largest the default budget takes: 253 MB).
+    * **time**: grows with the pixels decoded, so the budget bounds it too: 0.25 s for that PNG,
+      0.44 s for a 1 KB RLE8 BMP declaring 4000x4000, 0.2 s for a 39.9 MP JPEG (read at 1/2
+      size, 161 MB; with ``max_side=2048``: 0.22 s, 75 MB).
+    * **hostile headers** (a 1 KB RLE8 BMP or a small PNG declaring 6300x6300, under the pixel
+      limit but ~600 MB to decode): refused from the header in under 1 ms, nothing allocated.
+
+    Args:
+        data: the whole file's bytes (JPEG, PNG, WebP, BMP, TIFF, binary PGM/PPM; sniffed from
+            the content, the name or extension plays no part).
+        max_pixels: largest accepted width x height the header may declare (40 MP covers every
+            phone camera).
+        max_bytes: largest accepted input, bytes (64 MiB by default).
+        memory_budget: most bytes the decode may allocate (see above). A JPEG whose full-size
+            decode needs more is read at 1/2, 1/4 or 1/8 size (``scale`` says which); any other
+            format over it is refused.
+        max_side: longest side the caller needs, pixels (>= :data:`MIN_SIDE`), or None for the
+            full size. A larger photo is downscaled to it (area averaging); a JPEG is first read
+            at the smallest DCT reduction that still covers it, so a 48 MP JPEG read for
+            ``max_side=2048`` never holds more than 12 MP.
+        source: label used in error messages, e.g. the file name or an upload id.
+
+    Returns:
+        :class:`DecodedImage`: ``rgb`` (H, W, 3) float32 in [0, 1] (sRGB-encoded), ``alpha``
+        (H, W) float32 or None, ``format``, the applied EXIF ``orientation``, ``bit_depth`` and
+        ``scale`` (output pixels per file pixel; 1.0 unless reduced).
+
+    Raises:
+        ImageTooLargeError: more than ``max_bytes`` bytes, more than ``max_pixels`` pixels, or a
+            decode that cannot fit ``memory_budget`` (also an :class:`ImageDecodeError` and a
+            :class:`~facecraft.sdk.errors.PhotoTooLargeError`).
+        ImageDecodeError: empty input, not an image, unsupported format, corrupt or truncated
+            data, or a side under :data:`MIN_SIDE` pixels.
+        InvalidInputError: ``data`` is not bytes-like or a limit is not a positive int.
+    """
+    data = _check_args(data, source, {"max_pixels": max_pixels, "max_bytes": max_bytes,
+                                      "memory_budget": memory_budget, "max_side": max_side})
     if not data:
         raise _fail(source, f"the data is empty (0 bytes); expected a {_SUPPORTED} photo")
-
+    if len(data) > max_bytes:
+        raise _too_large(source, f"the file is {_mb(len(data))}, above the {_mb(max_bytes)} "
+                                 f"limit (max_bytes={max_bytes}); send a smaller JPEG")
     hdr = _parse_header(data, source)
     w, h = hdr.width, hdr.height
     if w * h > max_pixels:
-        raise _fail(source, f"photo is {w}x{h} = {_mp(w * h)}, above the {_mp(max_pixels)} "
-                            f"limit (max_pixels={max_pixels}); downscale it before uploading")
+        raise _too_large(source, f"photo is {w}x{h} = {_mp(w * h)}, above the {_mp(max_pixels)} "
+                                 f"limit (max_pixels={max_pixels}); downscale it before uploading")
     if min(w, h) < MIN_SIDE:
         raise _fail(source, f"photo is only {w}x{h} pixels; need at least {MIN_SIDE} on each "
                             "side (a usable face photo is 256 px or more)")
-
     if len(data) < hdr.min_length:
         raise _fail(source, f"truncated {hdr.format.upper()}: {len(data)} bytes of the "
                             f"{hdr.min_length} its header needs (the file was cut off; upload it "
                             "again)")
+    plan = _plan(hdr, max_side, memory_budget)
+    if plan is None:
+        raise _too_large(source, f"decoding this {w}x{h} {hdr.format.upper()} would take more "
+                                 f"than the {_mb(memory_budget)} memory budget "
+                                 f"(memory_budget={memory_budget}); downscale the photo or save "
+                                 "it as JPEG")
+    return _finish(_decode_pixels(data, hdr, plan, source), hdr, plan, source)
 
-    import cv2  # deferred: keeps `import facecraft.sdk` light
 
-    try:
-        arr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
-    except cv2.error as e:
-        msg = str(e).strip().splitlines()[-1] if str(e).strip() else type(e).__name__
-        raise _fail(source, f"corrupt {hdr.format.upper()}: the decoder failed ({msg})") from None
-    if arr is None or arr.size == 0:
-        raise _fail(source, f"corrupt {hdr.format.upper()}: the decoder rejected the data "
-                            "(damaged or cut-off file; upload it again)")
-    # OpenCV's TIFF decoder applies the TIFF Orientation tag itself; for the others we do.
-    orient_here = hdr.format != "tiff"
-    want = (h, w) if orient_here or hdr.orientation < 5 else (w, h)
-    if arr.shape[:2] != want:
-        raise _fail(source, f"corrupt {hdr.format.upper()}: the header says {w}x{h} but the "
-                            f"data decodes to {arr.shape[1]}x{arr.shape[0]}")
-
+def _finish(arr: np.ndarray, hdr: _Header, plan: _Plan, source: str) -> DecodedImage:
+    """Resize to the plan's output size, orient, and convert to :class:`DecodedImage`."""
     if arr.dtype == np.uint8:
         bit_depth = 8
     elif arr.dtype == np.uint16:
@@ -435,45 +663,45 @@ def decode_image(data: bytes | bytearray | memoryview, *, max_pixels: int = 40_0
     else:
         raise _fail(source, f"unsupported {hdr.format.upper()} sample type {arr.dtype}; "
                             "save the photo as 8- or 16-bit")
-    peak = np.float32(1.0 if bit_depth == 32 else 2 ** bit_depth - 1)  # v / peak: exact rounding
+    if hdr.raster >= 0:
+        peak = np.float32(hdr.maxval)
+    else:
+        peak = np.float32(1.0 if bit_depth == 32 else 2 ** bit_depth - 1)  # exact rounding
+    if plan.out != plan.decoded:
+        import cv2
 
+        arr = cv2.resize(arr, plan.out, interpolation=cv2.INTER_AREA)
+    orient_here = hdr.format != "tiff"
     if orient_here:
         arr = _orient(arr, hdr.orientation)
     channels = 1 if arr.ndim == 2 else arr.shape[2]
-    if channels == 1:
-        rgb = np.repeat(arr.reshape(arr.shape[0], arr.shape[1], 1), 3, axis=2)
-    elif channels in (3, 4):
-        rgb = arr[..., 2::-1]  # BGR(A) -> RGB
-    elif channels == 2:
-        rgb = np.repeat(arr[..., :1], 3, axis=2)
-    else:
+    if channels not in (1, 2, 3, 4):
         raise _fail(source, f"unsupported {hdr.format.upper()} with {channels} channels")
-    rgb = rgb.astype(np.float32) / peak
-    alpha = None
-    if channels in (2, 4):
-        alpha = arr[..., -1].astype(np.float32) / peak
-        a = alpha[..., None]
-        rgb = rgb * a + (np.float32(1.0) - a)  # composite over white
-    if bit_depth == 32:
-        rgb = np.clip(np.nan_to_num(rgb, nan=0.0), 0.0, 1.0)
-        alpha = None if alpha is None else np.clip(np.nan_to_num(alpha, nan=1.0), 0.0, 1.0)
-    return DecodedImage(rgb=np.ascontiguousarray(rgb, dtype=np.float32),
-                        alpha=None if alpha is None else np.ascontiguousarray(alpha),
-                        format=hdr.format, orientation=hdr.orientation, bit_depth=bit_depth,
-                        source=source)
+    rgb, alpha = _normalise(arr, peak, bgr=hdr.raster < 0, is_float=bit_depth == 32)
+    return DecodedImage(rgb=rgb, alpha=alpha, format=hdr.format, orientation=hdr.orientation,
+                        bit_depth=bit_depth, source=source, scale=plan.out[0] / hdr.width)
 
 
-def read_image(path: str | os.PathLike[str], *, max_pixels: int = 40_000_000,
-               source: str | None = None) -> DecodedImage:
+def read_image(path: str | os.PathLike[str], *, max_pixels: int = MAX_PIXELS,
+               max_bytes: int = MAX_BYTES, memory_budget: int = MEMORY_BUDGET,
+               max_side: int | None = None, source: str | None = None) -> DecodedImage:
     """Read and decode a photo file; see :func:`decode_image` (``source`` defaults to the path).
+
+    A file larger than ``max_bytes`` is refused from its size, before it is read.
 
     Raises:
         FaceCraftError: the file cannot be read ("cannot read PATH: reason").
-        ImageDecodeError: as :func:`decode_image`.
+        ImageTooLargeError, ImageDecodeError: as :func:`decode_image`.
     """
     p = Path(path)
+    label = str(p) if source is None else source
     try:
+        size = p.stat().st_size
+        if isinstance(max_bytes, int) and 0 < max_bytes < size:
+            raise _too_large(label, f"the file is {_mb(size)}, above the {_mb(max_bytes)} "
+                                    f"limit (max_bytes={max_bytes}); send a smaller JPEG")
         data = p.read_bytes()
     except OSError as e:
         raise FaceCraftError(f"cannot read {p}: {e.strerror or e}") from None
-    return decode_image(data, max_pixels=max_pixels, source=str(p) if source is None else source)
+    return decode_image(data, max_pixels=max_pixels, max_bytes=max_bytes,
+                        memory_budget=memory_budget, max_side=max_side, source=label)

@@ -1,21 +1,30 @@
 """Photo ingestion: bytes -> decoded photo -> faces -> aligned crops with landmarks and masks.
 
-One call, :func:`ingest_photo`, runs the stages of :mod:`image_io`, :mod:`detect`, an optional
-68-point landmarker, :mod:`align` and :mod:`face_mask`, and returns named results. Nothing is
+One call, :func:`ingest_photo`, runs the stages of :mod:`image_io`, a
+:class:`~facecraft.sdk.photo.protocols.Detector` (MTCNN's :mod:`detect`, or any other), an optional
+68-point :class:`~facecraft.sdk.photo.protocols.Landmarker`, :mod:`align` and :mod:`face_mask`,
+and returns named results. Nothing is
 written anywhere; photos stay in memory.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 
 from facecraft.sdk.errors import InvalidInputError, NoFaceError
 from facecraft.sdk.photo.align import CROP_SIZE, AlignedFace, align_face, five_from_68
 from facecraft.sdk.photo.face_mask import skin_mask_from_landmarks
-from facecraft.sdk.photo.image_io import DecodedImage, decode_image
+from facecraft.sdk.photo.image_io import (
+    MAX_BYTES,
+    MAX_PIXELS,
+    MEMORY_BUDGET,
+    MIN_SIDE,
+    DecodedImage,
+    decode_image,
+)
+from facecraft.sdk.photo.protocols import Detector, Landmarker
 
 __all__ = ["IngestSettings", "IngestedFace", "IngestedPhoto", "ingest_photo", "NoFaceError"]
 
@@ -27,18 +36,31 @@ class IngestSettings:
     Attributes:
         crop_size: side of the aligned crop in pixels (the regressor's input, 224).
         all_faces: every face (largest first) instead of only the largest.
-        max_pixels: decompression-bomb limit passed to the decoder.
+        max_pixels: decompression-bomb limit passed to the decoder (declared pixels).
         require_face: raise :class:`NoFaceError` when no face is found.
+        max_bytes: largest accepted photo file, bytes.
+        memory_budget: most bytes the decode may allocate (see
+            :func:`~facecraft.sdk.photo.image_io.decode_image`).
+        max_side: longest side the photo is decoded at, pixels (a JPEG is read reduced in the
+            DCT domain); None keeps the full size. Boxes, landmarks and crops are then in the
+            decoded photo's pixels (``photo.scale`` maps file pixels to them).
     """
 
     crop_size: int = CROP_SIZE
     all_faces: bool = False
-    max_pixels: int = 40_000_000
+    max_pixels: int = MAX_PIXELS
     require_face: bool = True
+    max_bytes: int = MAX_BYTES
+    memory_budget: int = MEMORY_BUDGET
+    max_side: int | None = None
 
     def __post_init__(self) -> None:
         if not 32 <= self.crop_size <= 2048:
             raise InvalidInputError(f"crop_size must be in [32, 2048] px, got {self.crop_size}")
+        if self.max_side is not None and not (isinstance(self.max_side, int)
+                                              and self.max_side >= MIN_SIDE):
+            raise InvalidInputError(f"max_side must be None or an int >= {MIN_SIDE} px, got "
+                                    f"{self.max_side!r}")
 
 
 @dataclass(frozen=True)
@@ -73,27 +95,35 @@ class IngestedPhoto:
     faces: tuple[IngestedFace, ...] = field(default_factory=tuple)
 
 
-def ingest_photo(data: bytes, detector: Any, *, landmarker: Any = None,
+def ingest_photo(data: bytes, detector: Detector, *, landmarker: Landmarker | None = None,
                  settings: IngestSettings = IngestSettings(),
                  source: str = "<bytes>") -> IngestedPhoto:
     """Decode a photo, find faces, and align each one.
 
     Args:
-        data: the encoded photo (JPEG, PNG, WebP, BMP, TIFF).
-        detector: a :class:`facecraft.sdk.photo.detect.FaceDetector` (anything with
-            ``detect(rgb) -> list[Face]``).
-        landmarker: optional 68-point landmarker with ``landmarks(rgb, box) -> (68, 2)``; with
-            one, each face also gets 68 landmarks, 5 points derived from them, and a skin mask.
+        data: the encoded photo (JPEG, PNG, WebP, BMP, TIFF, binary PGM/PPM).
+        detector: any :class:`~facecraft.sdk.photo.protocols.Detector`, e.g.
+            :class:`facecraft.sdk.photo.detect.FaceDetector` (MTCNN).
+        landmarker: optional 68-point :class:`~facecraft.sdk.photo.protocols.Landmarker`
+            (``num_points == 68``), e.g. :class:`~facecraft.sdk.photo.landmarker.Dlib68Landmarker`;
+            with one, each face also gets 68 landmarks, 5 points derived from them, and a skin
+            mask.
         settings: see :class:`IngestSettings`.
         source: a name for error messages.
 
     Raises:
+        ImageTooLargeError: over a size limit (a :class:`~facecraft.sdk.errors.PhotoTooLargeError`).
         ImageDecodeError: not a readable photo. NoFaceError: no face (``require_face``).
+        InvalidInputError: a landmarker whose ``num_points`` is not 68.
     """
-    photo = decode_image(data, max_pixels=settings.max_pixels, source=source)
+    if landmarker is not None and landmarker.num_points != 68:
+        raise InvalidInputError(f"ingest_photo needs a 68-point landmarker, got one with "
+                                f"num_points={landmarker.num_points}")
+    photo = decode_image(data, max_pixels=settings.max_pixels, max_bytes=settings.max_bytes,
+                         memory_budget=settings.memory_budget, max_side=settings.max_side,
+                         source=source)
     rgb8 = photo.to_uint8()
-    found = sorted(detector.detect(rgb8), key=lambda f: -float(
-        (f.box[2] - f.box[0]) * (f.box[3] - f.box[1])))
+    found = sorted(detector.detect(rgb8), key=lambda f: -f.area)
     if not found and settings.require_face:
         raise NoFaceError(f"no face found in {source} ({photo.size[1]}x{photo.size[0]} px); "
                           "send a photo with a clearly visible face")

@@ -17,15 +17,17 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from facecraft.sdk.errors import FaceCraftError
 from facecraft.sdk.photo.align import five_from_68
+from facecraft.sdk.photo.detection import Face
 from facecraft.sdk.photo.image_io import read_image
+from facecraft.sdk.photo.protocols import Detector, Landmarker
 
 __all__ = ["LandmarkEvalRow", "evaluate_landmarks", "inter_ocular_nme", "format_eval_table"]
 
@@ -58,23 +60,24 @@ def inter_ocular_nme(pred: np.ndarray, gt: np.ndarray, gt68: np.ndarray) -> floa
     return float(np.linalg.norm(np.asarray(pred) - np.asarray(gt), axis=1).mean() / iod)
 
 
-def _match(faces: list, centre: np.ndarray) -> Any:
+def _match(faces: Sequence[Face], centre: np.ndarray) -> Face | None:
     inside = [f for f in faces if f.box[0] <= centre[0] <= f.box[2]
               and f.box[1] <= centre[1] <= f.box[3]]
     if not inside:
         return None
-    return max(inside, key=lambda f: (f.box[2] - f.box[0]) * (f.box[3] - f.box[1]))
+    return max(inside, key=lambda f: f.area)
 
 
-def evaluate_landmarks(annotations: str | Path, detector: Any,
-                       landmarkers: dict[str, Any] | None = None,
+def evaluate_landmarks(annotations: str | Path, detector: Detector,
+                       landmarkers: Mapping[str, Landmarker] | None = None,
                        progress: bool = False) -> list[LandmarkEvalRow]:
     """Evaluate the detector's 5 points and each 68-point landmarker on an annotation file.
 
     Args:
         annotations: the JSON file (see the module docstring).
-        detector: ``detect(rgb_uint8) -> list[Face]`` with ``box`` and ``landmarks5``.
-        landmarkers: name -> object with ``landmarks(rgb_uint8, box) -> (68, 2)``.
+        detector: any :class:`~facecraft.sdk.photo.protocols.Detector` (its faces' ``box`` and
+            ``landmarks5`` are used).
+        landmarkers: name -> 68-point :class:`~facecraft.sdk.photo.protocols.Landmarker`.
         progress: show a progress bar over images.
     """
     from tqdm.auto import tqdm
@@ -91,10 +94,11 @@ def evaluate_landmarks(annotations: str | Path, detector: Any,
         annotated = [f for f in entry.get("faces", []) if "lm68_xy" in f]
         if not annotated:
             continue
-        rgb = read_image(path.parent / rel).to_uint8()
+        photo = read_image(path.parent / rel)  # a large JPEG may be read reduced (scale)
+        rgb = photo.to_uint8()
         found = detector.detect(rgb)
         for face in annotated:
-            gt = np.asarray(face["lm68_xy"], np.float64)
+            gt = np.asarray(face["lm68_xy"], np.float64) * photo.scale
             kind = face.get("kind", "unknown")
             counts[kind] += 1
             det = _match(found, gt.mean(0))

@@ -95,8 +95,10 @@ def _check(rgb: np.ndarray, box: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 class _DlibShapePredictor:
+    """A dlib shape predictor; a :class:`~facecraft.sdk.photo.protocols.Landmarker`."""
+
     _model_file = ""
-    num_points = 0
+    num_points: int = 0
 
     def __init__(self, *, map_box: bool = True) -> None:
         try:
@@ -159,7 +161,7 @@ class Dlib68Landmarker(_DlibShapePredictor):
     """
 
     _model_file = "shape_predictor_68_face_landmarks.dat"
-    num_points = 68
+    num_points: int = 68
 
 
 class Dlib5Landmarker(_DlibShapePredictor):
@@ -174,7 +176,7 @@ class Dlib5Landmarker(_DlibShapePredictor):
     """
 
     _model_file = "shape_predictor_5_face_landmarks.dat"
-    num_points = 5
+    num_points: int = 5
 
 
 def nme(pred: np.ndarray, gt: np.ndarray, norm: str = "inter_ocular") -> float:

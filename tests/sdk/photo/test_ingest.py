@@ -6,10 +6,13 @@ import cv2
 import numpy as np
 import pytest
 
+from facecraft.sdk.errors import InvalidInputError
 from facecraft.sdk.photo.detect import FaceDetector
+from facecraft.sdk.photo.detection import Face
 from facecraft.sdk.photo.image_io import ImageDecodeError
 from facecraft.sdk.photo.ingest import IngestSettings, NoFaceError, ingest_photo
-from facecraft.sdk.photo.landmarker import Dlib68Landmarker
+from facecraft.sdk.photo.landmarker import Dlib5Landmarker, Dlib68Landmarker
+from facecraft.sdk.photo.protocols import Detector, Landmarker
 
 from ...conftest import assets_or_skip
 from .test_image_io import _STORE, _exif, _with_app1
@@ -73,3 +76,54 @@ def test_copies_give_the_same_landmarks(detector, landmarker, variant):
     iod = np.linalg.norm(base.landmarks68[45] - base.landmarks68[36])
     err = np.linalg.norm(copy.landmarks68 - base.landmarks68, axis=1).mean() / iod
     assert err < 0.03, err
+
+
+# --------------------------------------------------------------------------- typed seams
+class _FixedDetector:
+    """A detector of our own: one face at a fixed place (no MTCNN involved)."""
+
+    def __init__(self, face: Face) -> None:
+        self.face = face
+        self.calls = 0
+
+    def detect(self, rgb: np.ndarray) -> list[Face]:
+        assert rgb.dtype == np.uint8 and rgb.ndim == 3
+        self.calls += 1
+        return [self.face]
+
+
+def test_detectors_and_landmarkers_satisfy_the_protocols(detector):
+    assert isinstance(detector, Detector) and not isinstance(detector, Landmarker)
+    for cls in (Dlib68Landmarker, Dlib5Landmarker):
+        if cls.available():
+            lmk = cls()
+            assert isinstance(lmk, Landmarker) and lmk.num_points in (5, 68)
+    assert not isinstance(object(), Detector)
+
+
+def test_a_custom_detector_plugs_into_ingest_photo():
+    rgb = (np.random.default_rng(0).random((120, 160, 3)) * 255).astype(np.uint8)
+    ok, png = cv2.imencode(".png", rgb)
+    five = np.array([[60.0, 50], [100, 50], [80, 70], [65, 90], [95, 90]])
+    custom = _FixedDetector(Face(box=np.array([40.0, 20, 120, 110]), score=0.9, landmarks5=five))
+    assert isinstance(custom, Detector)
+    out = ingest_photo(png.tobytes(), custom, settings=IngestSettings(crop_size=64))
+    assert custom.calls == 1 and len(out.faces) == 1
+    f = out.faces[0]
+    np.testing.assert_array_equal(f.box, [40, 20, 120, 110])
+    np.testing.assert_allclose(f.landmarks5, five)
+    assert f.aligned.image.shape == (64, 64, 3) and f.landmarks68 is None
+
+
+def test_ingest_photo_wants_a_68_point_landmarker():
+    class FivePoints:
+        num_points = 5
+
+        def landmarks(self, rgb: np.ndarray, box: np.ndarray) -> np.ndarray:
+            return np.zeros((5, 2))
+
+    five = np.array([[60.0, 50], [100, 50], [80, 70], [65, 90], [95, 90]])
+    face = Face(box=np.array([40.0, 20, 120, 110]), score=0.9, landmarks5=five)
+    ok, png = cv2.imencode(".png", np.zeros((120, 160, 3), np.uint8))
+    with pytest.raises(InvalidInputError, match="68-point"):
+        ingest_photo(png.tobytes(), _FixedDetector(face), landmarker=FivePoints())
