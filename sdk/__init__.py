@@ -44,6 +44,7 @@ _EXPORTS = {
     "write_glb": "rigs.gltf",
     "DecodedImage": "photo.image_io",
     "ImageDecodeError": "photo.image_io",
+    "ImageTooLargeError": "photo.image_io",
     "decode_image": "photo.image_io",
     "read_image": "photo.image_io",
     "import_model": "models.importers",
@@ -171,6 +172,7 @@ if TYPE_CHECKING:  # the same names, for type checkers and IDEs
     from facecraft.sdk.photo.image_io import (  # noqa: F401
         DecodedImage,
         ImageDecodeError,
+        ImageTooLargeError,
         decode_image,
         read_image,
     )
