@@ -123,10 +123,11 @@ class RiggedFace:
 
         return _png_bytes(self.texture)
 
-    def glb_bytes(self, *, target_normals: bool = True, bake_identity: bool = True) -> bytes:
-        """The rig as GLB bytes with the fitted face (identity baked into the base mesh by
-        default, see :mod:`facecraft.sdk.rigs.output`) and the texture (the rig's own when
-        there is none), like ``NAME_rig.glb``."""
+    def glb_bytes(self, *, target_normals: bool = True, bake_identity: bool = False) -> bytes:
+        """The rig as GLB bytes with the fitted values and the texture (the rig's own when
+        there is none). By default every fitted value is a morph weight (gRPC ``FitRig``'s
+        documented contract); ``bake_identity=True`` gives ``NAME_rig.glb``'s layout, the
+        identity baked into the base mesh (see :mod:`facecraft.sdk.rigs.output`)."""
         from facecraft.sdk.rigs.gltf import glb_bytes
 
         return glb_bytes(self.rig.to_gltf(self.weights(), texture_png=self.texture_png(),

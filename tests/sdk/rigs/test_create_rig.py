@@ -77,10 +77,18 @@ def _check_glb_matches_sliders(glb_path, sliders_path, rig):
     assert glb.target_names == rig.target_names
     assert set(doc["identity"]) == {s.name for s in rig.identity_sliders}
     assert set(doc["expression"]) == {s.name for s in rig.expression_sliders}
+    # create bakes the identity into the base mesh: its weights are 0, its values in the
+    # GLB's extras (rig value = baked + weight), the base positions are the fitted face
+    assert doc["baked_identity"] is True
+    baked = glb.extras["facecraft"]["baked_identity"]
+    np.testing.assert_allclose(glb.positions, rig.shape(doc["identity"]), atol=2e-6)
     for kind in ("identity", "expression"):
         for name, value in doc[kind].items():
             sl = rig.slider(name)
             w = float(glb.weights[rig.target_index(sl.target)])
+            if kind == "identity":
+                assert w == 0.0, name
+                w = baked[sl.target]
             assert w == pytest.approx(value, abs=1e-5), name
             assert sl.min - 1e-6 <= w <= sl.max + 1e-6, name
             assert doc[f"{kind}_normalized"][name] == pytest.approx(
@@ -116,8 +124,9 @@ def test_create_matches_the_library_calls(created, photo, result, rigger):
     for name, value in rigged.values.items():
         kind = "identity" if name in rigged.fit.values else "expression"
         assert doc[kind][name] == pytest.approx(value, abs=1e-5), name
-    glb = read_glb(rigged.glb_bytes(target_normals=False))
+    glb = read_glb(rigged.glb_bytes(target_normals=False))  # FitRig's layout: all weights
     np.testing.assert_allclose(glb.weights, rigged.weights(), atol=1e-7)
+    np.testing.assert_array_equal(glb.positions, rigged.rig.vertices)
     assert glb.target_normals is None and glb.texture_png == rigged.texture_png()
     mats = json.loads((created / f"{photo.stem}_materials.json").read_text())
     assert mats == json.loads(json.dumps(rigged.materials.to_json()))
