@@ -133,9 +133,9 @@ def load_refiner_checkpoint(path: str | Path, *, seed: int = 0
         ModelFileError: not a texture checkpoint.
     """
     try:
-        from facecraft.training.train_texture import load_texture_nets
+        from facecraft.training.texture_io import load_texture_nets
     except ImportError as e:
-        raise InvalidInputError(f"refiner export needs facecraft.training.train_texture ({e}); "
+        raise InvalidInputError(f"refiner export needs facecraft.training.texture_io ({e}); "
                                 "export the package without --refiner") from None
     net, meta = load_texture_nets(path)
     v = int(net.num_vertices)

@@ -37,7 +37,7 @@ from facecraft.sdk.render.pose_fit import fit_weak_perspective
 from facecraft.sdk.render.renderer import render_mesh
 from facecraft.sdk.render.sampling import sample_vertex_colors
 
-from .train_texture import mirror_vertex_ids
+from .texture_stage import mirror_vertex_ids
 
 __all__ = ["AlbedoBuildSettings", "AlbedoBuildResult", "build_albedo_model"]
 

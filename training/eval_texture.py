@@ -31,19 +31,14 @@ from facecraft.sdk.models.default_model import resolve_model
 from facecraft.sdk.render.cameras import PerspectiveCamera
 from facecraft.sdk.render.renderer import render_mesh
 
+from .crop_recognizer import load_training_recognizer
 from .losses import psnr, ssim
+from .photo_data import PhotoFaces
+from .png_files import to_u8, write_png
 from .regressor import load_regressor
-from .train_regressor import _to_u8, _write_png
-from .train_texture import (
-    TextureTrainConfig,
-    _load_photos,
-    _load_recognizer,
-    _render,
-    _split,
-    _stack,
-    load_texture_nets,
-    texture_stage,
-)
+from .texture_config import TextureTrainConfig
+from .texture_io import load_texture_nets
+from .texture_stage import render_over_photo, split_holdout, stack_photos, texture_stage
 
 __all__ = ["TextureRow", "TextureReport", "evaluate_texture", "write_texture_report"]
 
@@ -143,14 +138,14 @@ def evaluate_texture(runs: Mapping[str, str | Path], *, photo_data: str | Path |
     size = regressor.input_spec.crop_size
     camera = PerspectiveCamera.paper(size)
     layer = model.to_torch(device)
-    photos = _load_photos(photo_data, size)
-    train_ids, held_ids = _split(len(photos), holdout)
+    photos = PhotoFaces(photo_data, image_size=size)
+    train_ids, held_ids = split_holdout(len(photos), holdout)
     ids = held_ids if len(held_ids) else train_ids
     if max_faces:
         ids = ids[:max_faces]
     if not len(ids):
         raise InvalidInputError(f"{photo_data} holds no faces to evaluate")
-    rec = _load_recognizer(recognizer, device)
+    rec = load_training_recognizer(recognizer, device=device)
     nets = {}
     for name, d in dirs.items():
         net, meta = load_texture_nets(d / "checkpoints" / "texture.safetensors", model)
@@ -160,7 +155,7 @@ def evaluate_texture(runs: Mapping[str, str | Path], *, photo_data: str | Path |
                                                for n in [COARSE_ROW, *dirs]}
     sheet_rows: list[np.ndarray] = []
     for start in range(0, len(ids), batch_size):
-        batch = _stack(photos, ids[start:start + batch_size], device)
+        batch = stack_photos(photos, ids[start:start + batch_size], device)
         stage = texture_stage(regressor, layer, camera, batch["image"], batch["skin_mask"],
                               recognizer=rec, identity_feature=False)
         target = stage.identity
@@ -172,7 +167,7 @@ def evaluate_texture(runs: Mapping[str, str | Path], *, photo_data: str | Path |
             if meta.get("identity_feature"):
                 feat = torch.cat([feat, stage.identity], dim=1)
             fine = net(feat, stage.refiner_input).fine
-            renders[name] = _render(stage, layer, camera, fine).image
+            renders[name] = render_over_photo(stage, layer, camera, fine).image
             unlit = render_mesh(stage.verts, layer.triangles, fine, camera=camera,
                                 pose=stage.coeffs.pose()).image
         for name, img in renders.items():
@@ -186,7 +181,7 @@ def evaluate_texture(runs: Mapping[str, str | Path], *, photo_data: str | Path |
             if len(sheet_rows) >= sheet_faces:
                 break
             cols = [stage.photo[i]] + [renders[n][i] for n in renders] + [unlit[i]]
-            sheet_rows.append(np.concatenate([_to_u8(c.permute(2, 0, 1)) for c in cols], 1))
+            sheet_rows.append(np.concatenate([to_u8(c.permute(2, 0, 1)) for c in cols], 1))
 
     def mean(v: Sequence[float]) -> float:
         a = np.asarray(v, np.float64)
@@ -223,5 +218,5 @@ def write_texture_report(report: TextureReport, sheet: np.ndarray, out_dir: str 
              "contact_sheet": out / "contact_sheet.png"}
     paths["table"].write_text(report.markdown())
     paths["report"].write_text(json.dumps(report.to_dict(), indent=2) + "\n")
-    _write_png(paths["contact_sheet"], sheet)
+    write_png(paths["contact_sheet"], sheet)
     return paths

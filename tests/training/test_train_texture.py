@@ -18,18 +18,11 @@ from facecraft.training.losses import LossWeights
 from facecraft.training.photo_data import prepare_photos
 from facecraft.training.regressor import CoeffLayout, InputSpec, coeff_regressor, save_regressor
 from facecraft.training.synthetic import template_translation
+from facecraft.training.texture_config import ABLATION_ROWS, TextureTrainConfig, ablation_configs
+from facecraft.training.texture_io import load_texture_nets, save_texture_nets
 from facecraft.training.texture_nets import FineTextureNet, TextureNetConfig
-from facecraft.training.train_texture import (
-    ABLATION_ROWS,
-    TextureTrainConfig,
-    ablation_configs,
-    generator_terms,
-    load_texture_nets,
-    mirror_vertex_ids,
-    save_texture_nets,
-    texture_stage,
-    train_texture,
-)
+from facecraft.training.texture_stage import generator_terms, mirror_vertex_ids, texture_stage
+from facecraft.training.train_texture import train_texture
 from tests.conftest import assets_or_skip
 
 CROP = 64
