@@ -25,6 +25,7 @@ from .regressor import (
     read_regressor_meta,
     save_regressor,
 )
+from .regressor_config import RegressorTrainConfig
 from .synthetic import (
     CachedSyntheticFaces,
     SyntheticFace,
@@ -32,6 +33,8 @@ from .synthetic import (
     SyntheticSettings,
     template_translation,
 )
+from .texture_config import TextureTrainConfig, ablation_configs
+from .texture_io import load_texture_nets, save_texture_nets
 from .texture_nets import (
     FineTextureNet,
     FineTextureOutput,
@@ -41,14 +44,8 @@ from .texture_nets import (
     TextureNetConfig,
     TextureRefiner,
 )
-from .train_regressor import RegressorTrainConfig, train_regressor
-from .train_texture import (
-    TextureTrainConfig,
-    ablation_configs,
-    load_texture_nets,
-    save_texture_nets,
-    train_texture,
-)
+from .train_regressor import train_regressor
+from .train_texture import train_texture
 
 __all__ = [
     "DlibFaceDescriptor",

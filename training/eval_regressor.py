@@ -71,8 +71,8 @@ from facecraft.sdk.render.cameras import PerspectiveCamera, euler_to_matrix
 from facecraft.sdk.render.renderer import render_mesh
 from facecraft.training.losses import psnr, ssim
 from facecraft.training.regressor import CoeffRegressor, Coeffs3DMM, load_regressor
+from facecraft.training.regressor_metrics import procrustes_align
 from facecraft.training.synthetic import SyntheticFaces, SyntheticSettings
-from facecraft.training.train_regressor import procrustes_align
 
 __all__ = [
     "NOW_LANDMARKS",

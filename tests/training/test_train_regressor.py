@@ -20,22 +20,15 @@ import torch
 from facecraft.sdk.errors import FaceCraftError, InvalidInputError
 from facecraft.sdk.models.default_model import resolve_model
 from facecraft.sdk.render.cameras import euler_to_matrix
+from facecraft.training.crop_recognizer import load_training_recognizer
 from facecraft.training.losses import LossWeights
 from facecraft.training.photo_data import PhotoFaces, prepare_photos
 from facecraft.training.regressor import Coeffs3DMM, load_regressor
+from facecraft.training.regressor_config import DEFAULT_TRAIN_LOSS_WEIGHTS, RegressorTrainConfig
+from facecraft.training.regressor_metrics import procrustes_align
+from facecraft.training.regressor_terms import PhotoTerms, RegressorTerms
 from facecraft.training.synthetic import SyntheticFaces
-from facecraft.training.train_regressor import (
-    DEFAULT_TRAIN_LOSS_WEIGHTS,
-    RegressorTrainConfig,
-    _build,
-    _config_mismatch,
-    _load_recognizer,
-    _PhotoSteps,
-    _PhotoTerms,
-    _Terms,
-    procrustes_align,
-    train_regressor,
-)
+from facecraft.training.train_regressor import PhotoSteps, build_regressor, train_regressor
 
 from ..conftest import assets_or_skip
 
@@ -273,7 +266,7 @@ _PHOTO_LOG = ("photo_photometric", "photo_landmark", "photo_identity", "photo_re
 def _recognizer_spec() -> str:
     """``"dlib"`` when dlib's face-recognition model is installed, else ``"none"``."""
     try:
-        _load_recognizer("dlib", 64)
+        load_training_recognizer("dlib", crop_size=64)
     except FaceCraftError:
         return "none"
     return "dlib"
@@ -301,14 +294,15 @@ def _photo_only(out: Path, photo_folder: Path, **changes) -> RegressorTrainConfi
 def test_photo_terms_give_finite_gradients(photo_folder, tmp_path):
     cfg = _photo_only(tmp_path, photo_folder)
     model = resolve_model(cfg.model)
-    reg = _build(cfg, model, SyntheticFaces(model, cfg.synthetic_settings(), length=1,
-                                              seed=0))
+    reg = build_regressor(cfg, model, SyntheticFaces(model, cfg.synthetic_settings(), length=1,
+                                                     seed=0))
     with torch.no_grad():  # move off the zero-initialised head, where the priors are flat
         reg.head.weight.normal_(0.0, 1e-3, generator=torch.Generator().manual_seed(0))
-    terms = _Terms(model, cfg.image_size, torch.device("cpu"))
-    rec = _load_recognizer("dlib", cfg.image_size) if cfg.photo_recognizer == "dlib" else None
+    terms = RegressorTerms(model, cfg.image_size, torch.device("cpu"))
+    rec = (load_training_recognizer("dlib", crop_size=cfg.image_size)
+           if cfg.photo_recognizer == "dlib" else None)
     batch = PhotoFaces(photo_folder, image_size=cfg.image_size).batch([0, 3])
-    out = _PhotoTerms(terms, rec)(reg(batch["image"]), batch, cfg.photo_loss_weights())
+    out = PhotoTerms(terms, rec)(reg(batch["image"]), batch, cfg.photo_loss_weights())
     expected = {"photometric", "landmark", "coefficient_reg", "lighting_reg"}
     assert set(out) == expected | ({"identity"} if rec is not None else set())
     params = [p for p in reg.parameters() if p.requires_grad]
@@ -364,12 +358,12 @@ def test_photo_batches_mix_into_synthetic_steps(photo_folder, tmp_path):
 
 def test_photo_steps_depend_only_on_the_step(photo_folder):
     faces = PhotoFaces(photo_folder, image_size=32)
-    a, b = _PhotoSteps(faces, 2, 0, 1, seed=3), _PhotoSteps(faces, 2, 0, 1, seed=3)
+    a, b = PhotoSteps(faces, 2, 0, 1, seed=3), PhotoSteps(faces, 2, 0, 1, seed=3)
     assert [a.indices(p) for p in range(6)] == [b.indices(p) for p in reversed(range(6))][::-1]
     for epoch in range(3):  # every epoch visits every face once
         assert sorted(a.indices(2 * epoch) + a.indices(2 * epoch + 1)) == [0, 1, 2, 3]
-    ranks = [_PhotoSteps(faces, 4, r, 2, seed=3).indices(1) for r in range(2)]
-    assert ranks[0] + ranks[1] == _PhotoSteps(faces, 4, 0, 1, seed=3).indices(1)
+    ranks = [PhotoSteps(faces, 4, r, 2, seed=3).indices(1) for r in range(2)]
+    assert ranks[0] + ranks[1] == PhotoSteps(faces, 4, 0, 1, seed=3).indices(1)
     assert torch.equal(a(5)["image"], faces.batch(a.indices(5))["image"])
 
 
@@ -399,12 +393,12 @@ def test_photo_config_round_trip_and_old_checkpoints(tmp_path):
     # a run saved before the photo fields existed resumes under the defaults
     old = {k: v for k, v in RegressorTrainConfig().to_json().items()
            if not k.startswith("photo_")}
-    assert _config_mismatch(old, RegressorTrainConfig().to_json()) == []
-    assert _config_mismatch(old, cfg.to_json()) == ["photo_data", "photo_every",
-                                                    "photo_identity", "photo_recognizer"]
+    assert RegressorTrainConfig().resume_mismatch(old) == []
+    assert cfg.resume_mismatch(old) == ["photo_data", "photo_every", "photo_identity",
+                                        "photo_recognizer"]
 
 
 def test_other_recognizers_need_the_recognizers_module(monkeypatch):
     monkeypatch.setitem(sys.modules, "facecraft.training.recognizers", None)
     with pytest.raises(InvalidInputError, match="facecraft.training.recognizers.*'dlib'"):
-        _load_recognizer("arcface", 64)
+        load_training_recognizer("arcface", crop_size=64)
