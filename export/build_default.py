@@ -115,7 +115,7 @@ class _FineTextureGraph(torch.nn.Module):
 def load_refiner_checkpoint(path: str | Path, *, seed: int = 0
                             ) -> tuple[torch.nn.Module, dict[str, torch.Tensor],
                                        tuple[str, ...], dict[str, Any]]:
-    """Load texture nets (``facecraft.training.train_texture.load_texture_nets``) for export.
+    """Load texture nets (``facecraft.training.texture_io.load_texture_nets``) for export.
 
     Without identity embeddings in the decoder's input, the whole fine-texture stage (decoder,
     refiner, combiner) becomes one graph ``(image_feature, vertex_input) -> fine albedo``, fed

@@ -256,6 +256,42 @@ def _write_json(path: Path, obj: Any) -> None:
 
 
 # ---------------------------------------------------------------------------------- prepare
+def _add_face(rows: dict[str, list[np.ndarray]], items: list[dict[str, Any]], f: Any,
+              crop: np.ndarray, mask: np.ndarray, mask_kind: str, src_id: int,
+              rank: int) -> None:
+    """Append one aligned face (``crop`` (S, S, 3) float in [0, 1], ``mask`` (S, S)) to the
+    tensor rows and its manifest item."""
+    has68 = f.crop_landmarks68 is not None
+    rows["images"].append(np.rint(crop * 255.0).astype(np.uint8))
+    rows["landmarks68"].append(np.asarray(f.crop_landmarks68, np.float32) if has68
+                               else np.zeros((68, 2), np.float32))
+    rows["has_landmarks68"].append(np.uint8(has68))
+    rows["landmarks5"].append(np.asarray(f.aligned.landmarks5, np.float32))
+    rows["skin_masks"].append(mask.astype(np.uint8))
+    rows["boxes"].append(np.asarray(f.box, np.float32))
+    rows["scores"].append(np.float32(f.score))
+    rows["matrices"].append(np.asarray(f.aligned.matrix, np.float64))
+    rows["source_index"].append(np.int64(src_id))
+    items.append({"index": len(items), "source": src_id, "face": rank,
+                  "box": [round(float(v), 2) for v in f.box],
+                  "score": round(float(f.score), 4),
+                  "landmark_kind": "dlib68" if has68 else "mtcnn5",
+                  "mask_kind": mask_kind, "skin_fraction": round(float(mask.mean()), 4)})
+
+
+def _stack_rows(rows: dict[str, list[np.ndarray]], size: int) -> dict[str, np.ndarray]:
+    """The tensor file's arrays: each row list stacked (empty arrays of the right shape when
+    no face was kept)."""
+    empty = {"images": (0, size, size, 3), "landmarks68": (0, 68, 2), "has_landmarks68": (0,),
+             "landmarks5": (0, 5, 2), "skin_masks": (0, size, size), "boxes": (0, 4),
+             "scores": (0,), "matrices": (0, 2, 3), "source_index": (0,)}
+    dtypes = {"images": np.uint8, "landmarks68": np.float32, "has_landmarks68": np.uint8,
+              "landmarks5": np.float32, "skin_masks": np.uint8, "boxes": np.float32,
+              "scores": np.float32, "matrices": np.float64, "source_index": np.int64}
+    return {k: (np.ascontiguousarray(np.stack(v).astype(dtypes[k])) if v
+                else np.zeros(empty[k], dtypes[k])) for k, v in rows.items()}
+
+
 def prepare_photos(src: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
                    out_dir: str | os.PathLike[str], settings: PrepareSettings = PrepareSettings(),
                    *, progress: bool = True) -> PrepareSummary:
@@ -344,31 +380,9 @@ def prepare_photos(src: str | os.PathLike[str] | Sequence[str | os.PathLike[str]
         sources.append(name)
         for rank, (f, crop, (mask, mask_kind)) in enumerate(zip(keep, crops, masks,
                                                                 strict=True)):
-            has68 = f.crop_landmarks68 is not None
-            rows["images"].append(np.rint(crop * 255.0).astype(np.uint8))
-            rows["landmarks68"].append(np.asarray(f.crop_landmarks68, np.float32) if has68
-                                       else np.zeros((68, 2), np.float32))
-            rows["has_landmarks68"].append(np.uint8(has68))
-            rows["landmarks5"].append(np.asarray(f.aligned.landmarks5, np.float32))
-            rows["skin_masks"].append(mask.astype(np.uint8))
-            rows["boxes"].append(np.asarray(f.box, np.float32))
-            rows["scores"].append(np.float32(f.score))
-            rows["matrices"].append(np.asarray(f.aligned.matrix, np.float64))
-            rows["source_index"].append(np.int64(src_id))
-            items.append({"index": len(items), "source": src_id, "face": rank,
-                          "box": [round(float(v), 2) for v in f.box],
-                          "score": round(float(f.score), 4),
-                          "landmark_kind": "dlib68" if has68 else "mtcnn5",
-                          "mask_kind": mask_kind, "skin_fraction": round(float(mask.mean()), 4)})
+            _add_face(rows, items, f, crop, mask, mask_kind, src_id, rank)
 
-    empty = {"images": (0, size, size, 3), "landmarks68": (0, 68, 2), "has_landmarks68": (0,),
-             "landmarks5": (0, 5, 2), "skin_masks": (0, size, size), "boxes": (0, 4),
-             "scores": (0,), "matrices": (0, 2, 3), "source_index": (0,)}
-    dtypes = {"images": np.uint8, "landmarks68": np.float32, "has_landmarks68": np.uint8,
-              "landmarks5": np.float32, "skin_masks": np.uint8, "boxes": np.float32,
-              "scores": np.float32, "matrices": np.float64, "source_index": np.int64}
-    tensors = {k: (np.ascontiguousarray(np.stack(v).astype(dtypes[k])) if v
-                   else np.zeros(empty[k], dtypes[k])) for k, v in rows.items()}
+    tensors = _stack_rows(rows, size)
     counts: dict[str, int] = {}
     for s in skipped:
         counts[s["reason"]] = counts.get(s["reason"], 0) + 1
