@@ -11,8 +11,9 @@ folder unless ``--ict`` names an unpacked ``FaceXModel`` folder; without it the 
 skipped. For each pair: the correspondence built from scratch (no cache; median of
 ``--repeat``), its residual, then per face the slider fit (:meth:`RigFitter.fit`, random
 identities), expression weights, texture transfer (per-vertex colours baked into the rig's UV
-layout) and writing the GLB. Prints a table of medians. ``--threads`` sets the BLAS / OpenMP
-threads (one is fastest for these small solves on shared cores).
+layout) and writing the GLB (identity baked, sparse morph targets; its size beside the dense,
+unbaked layout FaceCraft wrote before). Prints a table of medians. ``--threads`` sets the
+BLAS / OpenMP threads (one is fastest for these small solves on shared cores).
 """
 
 from __future__ import annotations
@@ -60,7 +61,8 @@ def main() -> int:
     from facecraft.sdk.render.texture import BakeSettings
     from facecraft.sdk.rigs.correspondence import build_correspondence
     from facecraft.sdk.rigs.fit import RigFitter
-    from facecraft.sdk.rigs.output import write_rig_glb
+    from facecraft.sdk.rigs.gltf import glb_bytes
+    from facecraft.sdk.rigs.output import _png_bytes, write_rig_glb
     from facecraft.sdk.rigs.rig import starter_rig
     from tests.sdk._rig_fixtures import make_ict_rig
 
@@ -105,21 +107,25 @@ def main() -> int:
             glb = Path(tmp.name) / f"{mname}-{rname}.glb"
             glb_ms, _ = _median_ms(lambda r=rig, f=fit, e=expr, t=tex, p=glb: write_rig_glb(
                 r, f, e, t, p), args.repeat)
+            dense = len(glb_bytes(rig.to_gltf(rig.weights({**fit.values, **expr.weights},
+                                                          clip=True),
+                                              texture_png=_png_bytes(tex)), sparse=False))
             rep = corr.report()
             rows.append((f"{model.name} -> {rig.name}", model.num_vertices, rig.num_vertices,
                          build_ms / 1e3, rep["residual_mean_mm"], rep["residual_p95_mm"],
                          fit_ms, fit.residual_mean_mm, expr_ms, tex_ms, glb_ms,
-                         glb.stat().st_size / 1e6))
+                         glb.stat().st_size / 1e6, dense / 1e6))
     print(f"\nrig fitting, {args.threads} thread(s), texture {args.texture_size}^2, median of "
           f"{args.repeat} (fit: {args.faces} faces x {args.repeat})\n")
     head = ("pair", "V model", "V rig", "corr. build s", "corr. mean mm", "corr. p95 mm",
-            "fit ms/face", "fit mean mm", "expr ms", "texture ms", "GLB write ms", "GLB MB")
+            "fit ms/face", "fit mean mm", "expr ms", "texture ms", "GLB write ms", "GLB MB",
+            "dense GLB MB")
     print("| " + " | ".join(head) + " |")
     print("|" + "|".join("---" for _ in head) + "|")
     for r in rows:
         print(f"| {r[0]} | {r[1]} | {r[2]} | {r[3]:.2f} | {r[4]:.2f} | {r[5]:.2f} | "
               f"{r[6]:.1f} | {r[7]:.2f} | {r[8]:.1f} | {r[9]:.0f} | {r[10]:.0f} | "
-              f"{r[11]:.1f} |")
+              f"{r[11]:.1f} | {r[12]:.1f} |")
     tmp.cleanup()
     return 0
 
