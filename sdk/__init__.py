@@ -109,6 +109,8 @@ _EXPORTS = {
     "build_starter_model": "models.starter",
     "BakeSettings": "render.texture",
     "TextureBake": "render.texture",
+    "UVBaker": "render.texture",
+    "UVBakerCache": "render.texture",
     "bake_texture": "render.texture",
     "dilate_texture": "render.texture",
     "sample_texture": "render.texture",
@@ -248,6 +250,8 @@ if TYPE_CHECKING:  # the same names, for type checkers and IDEs
     from facecraft.sdk.render.texture import (  # noqa: F401
         BakeSettings,
         TextureBake,
+        UVBaker,
+        UVBakerCache,
         bake_texture,
         dilate_texture,
         sample_texture,

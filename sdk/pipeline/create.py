@@ -33,16 +33,21 @@ import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
 from facecraft.sdk.atomic_file import write_atomic
-from facecraft.sdk.errors import FaceCraftError
+from facecraft.sdk.errors import FaceCraftError, InvalidInputError
 from facecraft.sdk.render.mesh_io import write_obj, write_png
 from facecraft.sdk.render.rasterizer import RasterSettings, interpolate, rasterize
 from facecraft.sdk.rigs.output import RigOutputs
+
+if TYPE_CHECKING:
+    from facecraft.sdk.pipeline.package import ModelPackage
+    from facecraft.sdk.pipeline.pipeline import FaceCraft, FaceResult
+    from facecraft.sdk.rigs.create import FaceRigger
 
 __all__ = ["CreatedFiles", "CreateReport", "write_face_outputs", "render_overlay",
            "create_faces"]
@@ -80,19 +85,8 @@ class CreateReport:
         return sum(len(v) for v in self.written.values())
 
 
-def _write_obj_with_material(path: Path, verts: np.ndarray, normals: np.ndarray, result: Any,
-                             mtl_name: str | None) -> None:
-    """:func:`write_obj` plus ``mtllib`` / ``usemtl`` lines naming an existing MTL."""
-    write_obj(path, verts, result.triangles, uvs=result.uvs, uv_triangles=result.uv_triangles,
-              normals=normals)
-    if mtl_name is None:
-        return
-    text = path.read_text()
-    head, _, body = text.partition("\n")
-    write_atomic(path, f"{head}\nmtllib {mtl_name}\nusemtl {_MATERIAL}\n{body}")
-
-
-def render_overlay(photo_rgb: np.ndarray, result: Any, *, alpha: float = 1.0) -> np.ndarray:
+def render_overlay(photo_rgb: np.ndarray, result: FaceResult, *, alpha: float = 1.0
+                   ) -> np.ndarray:
     """Draw a reconstruction over its photo: fine albedo times SH shading, Gouraud-interpolated.
 
     Only the face's bounding rectangle is rasterized (back faces culled), so large photos cost
@@ -125,8 +119,9 @@ def render_overlay(photo_rgb: np.ndarray, result: Any, *, alpha: float = 1.0) ->
     return np.rint(img * 255.0).astype(np.uint8)
 
 
-def write_face_outputs(result: Any, out_dir: str | Path, name: str, *, package: Any = None,
-                       overlay: bool = True, rigger: Any = None) -> CreatedFiles:
+def write_face_outputs(result: FaceResult, out_dir: str | Path, name: str, *,
+                       package: ModelPackage | None = None, overlay: bool = True,
+                       rigger: FaceRigger | None = None) -> CreatedFiles:
     """Write one face's files (see the module docstring).
 
     Args:
@@ -139,8 +134,7 @@ def write_face_outputs(result: Any, out_dir: str | Path, name: str, *, package: 
         rigger: a :class:`~facecraft.sdk.rigs.create.FaceRigger` of the result's face model:
             also fit its rig and write the rig files.
     """
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    out = _output_dir(out_dir)
     obj, mtl = out / f"{name}.obj", out / f"{name}.mtl"
     tex = out / f"{name}_texture.png" if result.texture is not None else None
     if tex is not None:
@@ -149,13 +143,16 @@ def write_face_outputs(result: Any, out_dir: str | Path, name: str, *, package: 
                           f"Ks 0 0 0\nNs 1\nd 1\nillum 1\nmap_Kd {tex.name}\n")
     else:
         write_atomic(mtl, f"# FaceCraft material\nnewmtl {_MATERIAL}\nKd 0.8 0.8 0.8\n")
-    _write_obj_with_material(obj, result.vertices, result.normals, result, mtl.name)
     from facecraft.sdk.models.mesh import vertex_normals_np
 
     neutral = out / f"{name}_neutral.obj"
-    _write_obj_with_material(neutral, result.neutral_vertices,
-                             vertex_normals_np(result.neutral_vertices, result.triangles),
-                             result, mtl.name)
+    for path, verts, normals in (
+            (obj, result.vertices, result.normals),
+            (neutral, result.neutral_vertices,
+             vertex_normals_np(result.neutral_vertices, result.triangles))):
+        write_obj(path, verts, result.triangles, uvs=result.uvs,
+                  uv_triangles=result.uv_triangles, normals=normals, mtllib=mtl.name,
+                  material_name=_MATERIAL)
     coeffs = out / f"{name}_coeffs.json"
     record = result.coefficients_json(package)  # one key per line, arrays on one line each
     write_atomic(coeffs, "{\n" + ",\n".join(f"  {json.dumps(k)}: {json.dumps(v)}"
@@ -172,6 +169,24 @@ def write_face_outputs(result: Any, out_dir: str | Path, name: str, *, package: 
                         coefficients=coeffs, overlay=ov, rig=rig)
 
 
+def _output_dir(out_dir: str | Path) -> Path:
+    """The output folder, created if missing.
+
+    Raises:
+        FaceCraftError: it exists as something else, or cannot be created.
+    """
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise FaceCraftError(f"{out} exists and is not a folder; give a folder for the output "
+                             "files")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise FaceCraftError(f"cannot create the output folder {out}: {e.strerror or e}"
+                             ) from None
+    return out
+
+
 def _stems(photos: Sequence[Path]) -> list[str]:
     """File stems, made unique (``x``, ``x-2``, ...) when two photos share one."""
     seen: dict[str, int] = {}
@@ -184,10 +199,10 @@ def _stems(photos: Sequence[Path]) -> list[str]:
     return out
 
 
-def create_faces(facecraft: Any, photos: Sequence[str | Path], out_dir: str | Path, *,
+def create_faces(facecraft: FaceCraft, photos: Sequence[str | Path], out_dir: str | Path, *,
                  batch_size: int = 4, overlay: bool = True, progress: bool = False,
                  on_error: Callable[[str, str], None] | None = None,
-                 rigger: Any = None) -> CreateReport:
+                 rigger: FaceRigger | None = None) -> CreateReport:
     """Reconstruct photos and write every face's files, continuing past failures.
 
     Args:
@@ -203,7 +218,14 @@ def create_faces(facecraft: Any, photos: Sequence[str | Path], out_dir: str | Pa
 
     Returns:
         :class:`CreateReport`.
+
+    Raises:
+        InvalidInputError: ``batch_size`` < 1.
+        FaceCraftError: ``out_dir`` cannot be created or is not a folder.
     """
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise InvalidInputError(f"batch_size must be an integer >= 1, got {batch_size!r}")
+    _output_dir(out_dir)
     paths = [Path(p) for p in photos]
     names = _stems(paths)
     written: dict[str, list[CreatedFiles]] = {}
@@ -215,7 +237,7 @@ def create_faces(facecraft: Any, photos: Sequence[str | Path], out_dir: str | Pa
         bar = tqdm(total=len(paths), desc="create", unit="photo", file=sys.stderr,
                    dynamic_ncols=True)
     try:
-        for start in range(0, len(paths), max(1, batch_size)):
+        for start in range(0, len(paths), batch_size):
             chunk = paths[start:start + batch_size]
             got = facecraft.reconstruct_batch(chunk, errors="return")
             for path, stem, res in zip(chunk, names[start:start + batch_size], got,

@@ -43,22 +43,23 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
-from collections.abc import Sequence
+import stat
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
 
-from facecraft.sdk.errors import FaceCraftError, InvalidInputError
+from facecraft.sdk.errors import FaceCraftError, InvalidInputError, PhotoTooLargeError
 from facecraft.sdk.models.mesh import vertex_normals
 from facecraft.sdk.models.morphable_model import MorphableModel
 from facecraft.sdk.photo.align import AlignedFace, align_face
 from facecraft.sdk.photo.detect import DetectorSettings, FaceDetector
 from facecraft.sdk.photo.detection import Face
-from facecraft.sdk.photo.image_io import DecodedImage, decode_image
+from facecraft.sdk.photo.image_io import MAX_BYTES, DecodedImage, decode_image
 from facecraft.sdk.photo.ingest import NoFaceError
+from facecraft.sdk.photo.protocols import Detector
 from facecraft.sdk.pipeline.coeff_layout import CoeffLayout
 from facecraft.sdk.pipeline.package import ModelPackage, load_package
 from facecraft.sdk.pipeline.runtime import OrtModel, RuntimeSettings
@@ -66,6 +67,13 @@ from facecraft.sdk.render.cameras import PerspectiveCamera, Pose
 from facecraft.sdk.render.lighting import sh_irradiance
 from facecraft.sdk.render.rasterizer import RasterSettings, rasterize
 from facecraft.sdk.render.sampling import sample_image, vertex_visibility
+from facecraft.sdk.render.texture import (
+    DEFAULT_TEXTURE_DILATE,
+    DEFAULT_TEXTURE_SIZE,
+    BakeSettings,
+    UVBakerCache,
+    check_texture_size,
+)
 
 __all__ = [
     "PipelineSettings",
@@ -87,8 +95,12 @@ class PipelineSettings:
 
     Attributes:
         all_faces: reconstruct every face (largest first) instead of the largest only.
-        texture_size: side of the baked UV texture in texels, in [256, 2048]; 0 skips baking.
+        texture_size: side of the baked UV texture in texels, in [MIN_TEXTURE_SIZE,
+            MAX_TEXTURE_SIZE] (:mod:`facecraft.sdk.render.texture`: 256 to 2048); 0 skips
+            baking.
         texture_dilate: texels every UV island grows into the gutter (seam padding).
+        max_bytes: largest photo file read, in bytes (a path input reads at most this + 1
+            bytes, and only from a regular file).
         sample_size: side in pixels of the high-resolution aligned crop that photo colours are
             sampled from (the regressor's crop is small; the template scales with the size).
         visibility_size: side in pixels of the depth buffer deciding vertex visibility; None =
@@ -102,19 +114,18 @@ class PipelineSettings:
     """
 
     all_faces: bool = False
-    texture_size: int = 1024
-    texture_dilate: int = 16
+    texture_size: int = DEFAULT_TEXTURE_SIZE
+    texture_dilate: int = DEFAULT_TEXTURE_DILATE
     sample_size: int = 512
     visibility_size: int | None = None
     depth_tolerance: float = 0.005
     min_irradiance: float = 0.1
     max_pixels: int = 40_000_000
+    max_bytes: int = MAX_BYTES
     detector: DetectorSettings = DetectorSettings(min_face_size=40)
 
     def __post_init__(self) -> None:
-        if self.texture_size != 0 and not 256 <= self.texture_size <= 2048:
-            raise InvalidInputError(f"texture_size must be 0 (no texture) or in [256, 2048] "
-                                    f"texels, got {self.texture_size}")
+        check_texture_size(self.texture_size, "texture_size", allow_zero=True)
         if not 0 <= self.texture_dilate <= 256:
             raise InvalidInputError(f"texture_dilate must be in [0, 256], got "
                                     f"{self.texture_dilate}")
@@ -124,6 +135,10 @@ class PipelineSettings:
             if not 32 <= getattr(self, name) <= 4096:
                 raise InvalidInputError(f"{name} must be in [32, 4096] px, got "
                                         f"{getattr(self, name)}")
+        if isinstance(self.max_bytes, bool) or not isinstance(self.max_bytes, int) \
+                or self.max_bytes < 1:
+            raise InvalidInputError(f"max_bytes must be a positive integer, got "
+                                    f"{self.max_bytes!r}")
         if not self.depth_tolerance > 0 or not self.min_irradiance > 0:
             raise InvalidInputError("depth_tolerance and min_irradiance must be > 0")
 
@@ -156,10 +171,11 @@ class FaceCoefficients:
         return {f: [float(x) for x in getattr(self, f)] for f in self.FIELDS}
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> FaceCoefficients:
+    def from_dict(cls, d: Mapping[str, object]) -> FaceCoefficients:
         """Inverse of :meth:`to_dict` (extra keys, e.g. of a coefficients JSON, are ignored)."""
         try:
-            return cls(**{f: np.asarray(d[f], np.float32).reshape(-1) for f in cls.FIELDS})
+            return cls(**{f: np.asarray(d[f], np.float32).reshape(-1)  # type: ignore[arg-type]
+                          for f in cls.FIELDS})
         except KeyError as e:
             raise InvalidInputError(f"coefficients lack the {e} field") from None
 
@@ -259,12 +275,12 @@ class FaceResult:
     translation: np.ndarray
     texture: np.ndarray | None
 
-    def coefficients_json(self, package: ModelPackage | None = None) -> dict[str, Any]:
+    def coefficients_json(self, package: ModelPackage | None = None) -> dict[str, object]:
         """A JSON-able record: coefficients, units, pose, detection, landmarks, provenance.
 
         :meth:`FaceCoefficients.from_dict` reads the coefficients back from it.
         """
-        out: dict[str, Any] = {
+        out: dict[str, object] = {
             "format": COEFFICIENTS_FORMAT, "version": 1, "source": self.source,
             "face_index": self.face_index,
             **self.coefficients.to_dict(),
@@ -285,75 +301,53 @@ class FaceResult:
         return out
 
 
-# --------------------------------------------------------------------------- UV baking
-class _UVBaker:
-    """A UV bake whose rasterization and seam dilation are computed once per texture size.
-
-    The texture of per-vertex colours is linear in them: covered texels interpolate their UV
-    triangle's corners (the rasterizer's barycentrics, exactly as
-    :func:`facecraft.sdk.render.texture.
-    bake_texture` does), and each gutter texel within ``dilate`` texels (chessboard distance) of
-    an island copies its nearest covered texel. Both are folded into one sparse (T*T, V) matrix,
-    so a bake is one sparse product (no rasterization per face).
-    """
-
-    def __init__(self, model: MorphableModel, size: int, dilate: int) -> None:
-        import cv2
-        import scipy.sparse as sp
-
-        uvs = model.uvs.astype(np.float64)
-        uv_tri = model.uv_triangles.astype(np.int64)
-        if not len(uv_tri):
-            raise InvalidInputError(f"the face model {model.name!r} has no UV layout to bake")
-        screen = np.stack([uvs[:, 0] * size, (1.0 - uvs[:, 1]) * size, np.ones(len(uvs))], -1)
-        frags = rasterize(torch.from_numpy(screen.astype(np.float32))[None],
-                          torch.from_numpy(uv_tri), RasterSettings((size, size)))
-        tid = frags.triangle_id[0].reshape(-1).numpy()
-        covered = np.flatnonzero(tid >= 0)
-        bary = frags.bary[0].reshape(-1, 3).numpy()[covered]
-        uv_to_vertex = np.zeros(len(uvs), np.int64)
-        uv_to_vertex[uv_tri.ravel()] = model.triangles.astype(np.int64).ravel()
-        corners = uv_to_vertex[uv_tri[tid[covered]]]  # (n, 3) vertex ids
-        rows = covered  # texel of each covered row
-        empty = (tid < 0).reshape(size, size)
-        src = np.arange(len(covered))  # row of the bake each texel copies (covered: itself)
-        if dilate and empty.any() and not empty.all():
-            _, labels = cv2.distanceTransformWithLabels(
-                empty.astype(np.uint8), cv2.DIST_L2, 5, labelType=cv2.DIST_LABEL_PIXEL)
-            cheb = cv2.distanceTransform(empty.astype(np.uint8), cv2.DIST_C, 3).reshape(-1)
-            flat = labels.reshape(-1)
-            # label k is the k-th zero (covered) pixel in row-major order = the k-th covered row
-            label_to_row = np.zeros(int(flat.max()) + 1, np.int64)
-            label_to_row[flat[covered]] = np.arange(len(covered))
-            gutter = np.flatnonzero(empty.reshape(-1) & (cheb <= dilate))
-            rows = np.concatenate([covered, gutter])
-            src = np.concatenate([src, label_to_row[flat[gutter]]])
-        self.matrix = sp.csr_matrix(
-            (bary[src].reshape(-1).astype(np.float32),
-             (np.repeat(rows, 3), corners[src].reshape(-1))),
-            shape=(size * size, model.num_vertices))
-        self.size = size
-
-    def bake(self, colors: np.ndarray) -> np.ndarray:
-        """(V, 3) float colours in [0, 1] -> (T, T, 3) uint8 texture."""
-        img = self.matrix @ np.asarray(colors, np.float32)
-        np.clip(img, 0.0, 1.0, out=img)
-        return (img * 255.0 + 0.5).astype(np.uint8).reshape(self.size, self.size, 3)
-
-
 # --------------------------------------------------------------------------- the pipeline
-def _to_photo(image: ImageInput, max_pixels: int, source: str | None) -> DecodedImage:
+def read_photo_file(path: str | os.PathLike[str], max_bytes: int) -> bytes:
+    """A photo file's bytes, read with a bound: only a regular file, at most ``max_bytes``.
+
+    Devices (``/dev/zero``), FIFOs, sockets and folders are refused before reading (they could
+    be endless or block forever); at most ``max_bytes + 1`` bytes are read.
+
+    Raises:
+        FaceCraftError: the file cannot be opened or is not a regular file.
+        PhotoTooLargeError: the file holds more than ``max_bytes`` bytes.
+    """
+    p = Path(path)
+    try:
+        fd = os.open(p, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))  # a FIFO must not block
+    except OSError as e:
+        raise FaceCraftError(f"cannot read {p}: {e.strerror or e}") from None
+    st = os.fstat(fd)
+    if not stat.S_ISREG(st.st_mode):
+        os.close(fd)
+        raise FaceCraftError(f"cannot read {p}: not a regular file (a photo file is "
+                             "expected, not a device, pipe or folder)")
+    with os.fdopen(fd, "rb") as f:
+        try:
+            data = f.read(max_bytes + 1) if st.st_size <= max_bytes else b""
+        except OSError as e:
+            raise FaceCraftError(f"cannot read {p}: {e.strerror or e}") from None
+    if st.st_size > max_bytes or len(data) > max_bytes:
+        def amount(n: int) -> str:
+            return f"{n / 2 ** 20:.1f} MiB" if n >= 2 ** 20 else f"{n} bytes"
+
+        raise PhotoTooLargeError(f"{p}: the file is {amount(max(st.st_size, len(data)))}, "
+                                 f"above the {amount(max_bytes)} limit; use a smaller photo")
+    return data
+
+
+def _to_photo(image: ImageInput, settings: PipelineSettings, source: str | None
+              ) -> DecodedImage:
+    max_pixels = settings.max_pixels
     if isinstance(image, DecodedImage):
         return image
     if isinstance(image, (str, os.PathLike)):
-        path = Path(image)
-        try:
-            data = path.read_bytes()
-        except OSError as e:
-            raise FaceCraftError(f"cannot read {path}: {e.strerror or e}") from None
-        return decode_image(data, max_pixels=max_pixels, source=source or str(path))
+        data = read_photo_file(image, settings.max_bytes)
+        return decode_image(data, max_pixels=max_pixels, max_bytes=settings.max_bytes,
+                            source=source or str(image))
     if isinstance(image, (bytes, bytearray, memoryview)):
-        return decode_image(image, max_pixels=max_pixels, source=source or "<bytes>")
+        return decode_image(image, max_pixels=max_pixels, max_bytes=settings.max_bytes,
+                            source=source or "<bytes>")
     if isinstance(image, np.ndarray):
         if image.ndim != 3 or image.shape[2] != 3:
             raise InvalidInputError(f"expected an (H, W, 3) RGB array, got {image.shape}")
@@ -383,6 +377,9 @@ class FaceCraft:
         settings: see :class:`PipelineSettings`.
         runtime: full session settings (overrides ``providers`` and ``threads``).
         cache_dir: where the built-in face model is cached.
+        detector: any :class:`~facecraft.sdk.photo.protocols.Detector` (its faces' 5 points
+            drive the alignment); None = MTCNN (:class:`~facecraft.sdk.photo.detect.
+            FaceDetector`) with ``settings.detector``.
 
     Raises:
         ModelFileError: an invalid package. DetectorUnavailableError: no MTCNN weights.
@@ -392,10 +389,14 @@ class FaceCraft:
                  providers: Sequence[str] | None = None, threads: int | None = None,
                  settings: PipelineSettings = PipelineSettings(),
                  runtime: RuntimeSettings | None = None,
-                 cache_dir: str | Path | None = None) -> None:
+                 cache_dir: str | Path | None = None,
+                 detector: Detector | None = None) -> None:
         if not isinstance(settings, PipelineSettings):
             raise InvalidInputError(f"expected settings a PipelineSettings, got "
                                     f"{type(settings).__name__}")
+        if detector is not None and not isinstance(detector, Detector):
+            raise InvalidInputError(f"expected detector a Detector (with detect(rgb) -> "
+                                    f"list[Face]), got {type(detector).__name__}")
         self.package = (package if isinstance(package, ModelPackage)
                         else load_package(package, cache_dir=cache_dir))
         self.settings = settings
@@ -407,14 +408,17 @@ class FaceCraft:
         self.regressor = OrtModel(self.package.regressor, self.runtime)
         refiner = self.package.refiner
         self.refiner = OrtModel(refiner, self.runtime) if refiner is not None else None
-        det = settings.detector
-        if threads is not None:
-            det = dataclasses.replace(det, threads=threads)
-        self.detector = FaceDetector(det)
+        if detector is None:
+            det = settings.detector
+            if threads is not None:
+                det = dataclasses.replace(det, threads=threads)
+            detector = FaceDetector(det)
+        self.detector: Detector = detector
         self._layer = self.face_model.to_torch()
         self._triangles = self._layer.triangles
         self._camera = PerspectiveCamera.paper(self.crop_size)
-        self._bakers: dict[tuple[int, int], _UVBaker] = {}
+        #: UV bakers of the face model's layout, one per texture size, built on first use.
+        self.bakers = UVBakerCache(self.face_model, dilate=settings.texture_dilate)
 
     def __repr__(self) -> str:
         return (f"FaceCraft(package={self.package.name!r} {self.package.version}, "
@@ -424,7 +428,7 @@ class FaceCraft:
     # -- stages -----------------------------------------------------------------------------
     def decode(self, image: ImageInput, *, source: str | None = None) -> DecodedImage:
         """Decode a photo (path, encoded bytes, (H, W, 3) uint8 / float array, DecodedImage)."""
-        return _to_photo(image, self.settings.max_pixels, source)
+        return _to_photo(image, self.settings, source)
 
     def detect(self, photo: DecodedImage, *, all_faces: bool | None = None) -> list[Face]:
         """Faces of a photo, largest first (only the largest unless ``all_faces``).
@@ -559,19 +563,17 @@ class FaceCraft:
     def bake(self, colors: np.ndarray, size: int | None = None) -> np.ndarray:
         """Bake (V, 3) per-vertex colours into a (T, T, 3) uint8 UV texture (seams dilated).
 
-        The UV rasterization is computed on the first call for each size and reused.
+        The UV rasterization and dilation are computed on the first call for each size and
+        reused (:attr:`bakers`, :class:`~facecraft.sdk.render.texture.UVBaker`).
         """
-        t = self.settings.texture_size if size is None else size
-        if not 256 <= t <= 2048:
-            raise InvalidInputError(f"texture size must be in [256, 2048], got {t}")
-        key = (t, self.settings.texture_dilate)
-        if key not in self._bakers:
-            self._bakers[key] = _UVBaker(self.face_model, t, self.settings.texture_dilate)
-        return self._bakers[key].bake(np.asarray(colors, np.float32))
+        t = check_texture_size(self.settings.texture_size if size is None else size)
+        st = BakeSettings(size=t, dilate=min(self.settings.texture_dilate, t))
+        return self.bakers.baker(st).bake_uint8(np.asarray(colors, np.float32))
 
     # -- whole pipeline ---------------------------------------------------------------------
     def reconstruct(self, image: ImageInput, *, all_faces: bool | None = None,
-                    source: str | None = None) -> list[FaceResult]:
+                    source: str | None = None,
+                    check: Callable[[str], None] | None = None) -> list[FaceResult]:
         """Reconstruct the faces of one photo.
 
         Args:
@@ -579,6 +581,9 @@ class FaceCraft:
                 a :class:`~facecraft.sdk.photo.image_io.DecodedImage`.
             all_faces: every face instead of the largest (default: the settings').
             source: a name for messages and results (default: the path or ``"<bytes>"``).
+            check: called with the next stage's name (``"detecting"``, ``"regressing"``,
+                ``"sampling"``, ``"texturing"``, ``"baking"``) before it starts; whatever it
+                raises (e.g. a server's deadline error) propagates and stops the work.
 
         Returns:
             One :class:`FaceResult` per face, largest first.
@@ -587,12 +592,14 @@ class FaceCraft:
             ImageDecodeError: not a readable photo. NoFaceError: no face in it.
         """
         out = self.reconstruct_batch([image], all_faces=all_faces,
-                                     sources=None if source is None else [source])[0]
+                                     sources=None if source is None else [source],
+                                     check=check)[0]
         assert isinstance(out, list)
         return out
 
     def reconstruct_batch(self, images: Sequence[ImageInput], *, all_faces: bool | None = None,
-                          sources: Sequence[str] | None = None, errors: str = "raise"
+                          sources: Sequence[str] | None = None, errors: str = "raise",
+                          check: Callable[[str], None] | None = None
                           ) -> list[list[FaceResult] | FaceCraftError]:
         """Reconstruct several photos; the networks run once over all their faces.
 
@@ -603,6 +610,7 @@ class FaceCraft:
             errors: ``"raise"`` (the first photo that fails raises) or ``"return"`` (its
                 :class:`~facecraft.sdk.errors.FaceCraftError` takes its place in the result,
                 and the other photos are still reconstructed).
+            check: as for :meth:`reconstruct` (its errors always propagate).
 
         Returns:
             Per photo, in order: its list of :class:`FaceResult` (largest face first), or its
@@ -613,9 +621,12 @@ class FaceCraft:
         if sources is not None and len(sources) != len(images):
             raise InvalidInputError(f"{len(sources)} sources for {len(images)} images")
         st = self.settings
-        results: list[Any] = [None] * len(images)
+        faces: list[list[FaceResult]] = [[] for _ in images]
+        failed: dict[int, FaceCraftError] = {}
         todo: list[tuple[int, DecodedImage, Face, AlignedFace, np.ndarray]] = []
+        tick = check if check is not None else (lambda stage: None)
         for i, image in enumerate(images):
+            tick("detecting")
             try:
                 photo = self.decode(image, source=None if sources is None else sources[i])
                 dets = self.detect(photo, all_faces=all_faces)
@@ -624,16 +635,18 @@ class FaceCraft:
             except FaceCraftError as e:
                 if errors == "raise":
                     raise
-                results[i] = e
+                failed[i] = e
                 continue
-            results[i] = []
             for d, c, b in zip(dets, crops, big, strict=True):
                 todo.append((i, photo, d, c, b.image))
         if not todo:
-            return results
+            return [failed.get(i, f) for i, f in enumerate(faces)]
+        tick("regressing")
         vectors, features = self.regress(np.stack([t[3].image for t in todo]))
         geo = self.geometry(vectors)
+        tick("sampling")
         samples = self.sample(geo, np.stack([t[4] for t in todo]))
+        tick("texturing")
         fine, fine_source = self.texture(geo, samples, features)
         blocks = self.layout.split(vectors)
         fm = self.face_model
@@ -641,12 +654,14 @@ class FaceCraft:
             view = self._camera.to_view(geo.world)
             model_normals = vertex_normals(geo.vertices, self._triangles)
             angles_deg = geo.pose.rotation.new_tensor(blocks["angles"]) * (180.0 / math.pi)
+        if st.texture_size:
+            tick("baking")
         for k, (i, photo, det, crop, _) in enumerate(todo):
             screen = geo.crop_screen[k].numpy()
             photo_xy = crop.to_photo(screen[:, :2])
             fine_k = fine[k].numpy().astype(np.float32)
             face = FaceResult(
-                source=photo.source, face_index=len(results[i]), photo=photo, detection=det,
+                source=photo.source, face_index=len(faces[i]), photo=photo, detection=det,
                 alignment=crop,
                 coefficients=FaceCoefficients(**{f: blocks[f][k].astype(np.float32).copy()
                                                  for f in FaceCoefficients.FIELDS}),
@@ -663,5 +678,5 @@ class FaceCraft:
                 translation=geo.pose.translation[k].numpy(),
                 texture=self.bake(fine_k) if st.texture_size else None,
             )
-            results[i].append(face)
-        return results
+            faces[i].append(face)
+        return [failed.get(i, f) for i, f in enumerate(faces)]

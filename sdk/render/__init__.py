@@ -39,6 +39,8 @@ _EXPORTS = {
     "vertex_visibility": "sampling",
     "BakeSettings": "texture",
     "TextureBake": "texture",
+    "UVBaker": "texture",
+    "UVBakerCache": "texture",
     "bake_texture": "texture",
     "dilate_texture": "texture",
     "sample_texture": "texture",
@@ -89,6 +91,8 @@ if TYPE_CHECKING:  # the same names, for type checkers and IDEs
     from facecraft.sdk.render.texture import (  # noqa: F401
         BakeSettings,
         TextureBake,
+        UVBaker,
+        UVBakerCache,
         bake_texture,
         dilate_texture,
         sample_texture,

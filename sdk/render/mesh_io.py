@@ -186,6 +186,7 @@ def write_obj(
     texture: Any = None,
     vertex_colors: Any = None,
     material_name: str = "face",
+    mtllib: str | None = None,
 ) -> Path:
     """Write a triangle mesh as Wavefront OBJ, with an MTL and a PNG texture when given one.
 
@@ -208,6 +209,9 @@ def write_obj(
         vertex_colors: (V, 3) float RGB in [0, 1] or uint8, written as ``v x y z r g b``
             (floats in [0, 1]; an extension most tools read).
         material_name: the material's name in the MTL and ``usemtl`` (no whitespace).
+        mtllib: the file name of an MTL the caller writes (e.g. ``"head.mtl"``, relative to the
+            OBJ's folder, no whitespace): the OBJ then says ``mtllib <mtllib>`` and ``usemtl
+            <material_name>`` without writing an MTL or PNG itself. Not with ``texture``.
 
     Returns:
         ``path`` as a :class:`~pathlib.Path`.
@@ -241,6 +245,13 @@ def write_obj(
     if not re.fullmatch(r"[^\s#]+", material_name or ""):
         raise InvalidInputError(f"material_name must be non-empty without whitespace or '#', "
                                 f"got {material_name!r}")
+    if mtllib is not None:
+        if texture is not None:
+            raise InvalidInputError("give texture (write_obj writes the MTL) or mtllib (the "
+                                    "caller's MTL), not both")
+        if not re.fullmatch(r"[^\s#]+", mtllib):
+            raise InvalidInputError(f"mtllib must be a file name without whitespace or '#', "
+                                    f"got {mtllib!r}")
     tex = None
     if texture is not None:
         if uv is None:
@@ -263,6 +274,8 @@ def write_obj(
                f"Ns 1\nd 1\nillum 1\nmap_Kd {png_name}\n")
         _atomic_write(path.with_name(mtl_name), mtl.encode())
         parts.append(f"mtllib {mtl_name}\n")
+    elif mtllib is not None:
+        parts.append(f"mtllib {mtllib}\n")
     if col is not None:
         parts.append(_format_rows("v %.9g %.9g %.9g %.6g %.6g %.6g\n", np.hstack([v, col])))
     else:
@@ -271,7 +284,7 @@ def write_obj(
         parts.append(_format_rows("vt %.9g %.9g\n", uv))
     if nrm is not None:
         parts.append(_format_rows("vn %.6g %.6g %.6g\n", nrm))
-    if tex is not None:
+    if tex is not None or mtllib is not None:
         parts.append(f"usemtl {material_name}\n")
     one = tri + 1
     if uv_tri is not None and nrm is not None:

@@ -15,12 +15,14 @@ import torch
 from torch import nn
 
 from facecraft.sdk.cli import EXIT_ERROR, main
-from facecraft.sdk.errors import FaceCraftError, InvalidInputError
+from facecraft.sdk.errors import FaceCraftError, InvalidInputError, PhotoTooLargeError
 from facecraft.sdk.models.mesh import read_obj
+from facecraft.sdk.photo.detect import DetectorSettings, FaceDetector
+from facecraft.sdk.photo.detection import Face
 from facecraft.sdk.photo.image_io import ImageDecodeError
 from facecraft.sdk.photo.ingest import NoFaceError
 from facecraft.sdk.pipeline.create import render_overlay, write_face_outputs
-from facecraft.sdk.pipeline.pipeline import FaceCoefficients, FaceCraft, PipelineSettings, _UVBaker
+from facecraft.sdk.pipeline.pipeline import FaceCoefficients, FaceCraft, PipelineSettings
 from facecraft.sdk.render.mesh_io import read_png
 from facecraft.sdk.render.texture import BakeSettings, bake_texture
 
@@ -142,7 +144,10 @@ def test_written_files_read_back(craft, photos, tmp_path):
     np.testing.assert_array_equal(mesh.uv_triangles, r.uv_triangles)
     assert mesh.group_names == ("face",)
     assert "map_Kd face_texture.png" in files.mtl.read_text()
-    assert files.obj.read_text().splitlines()[1:3] == ["mtllib face.mtl", "usemtl face"]
+    lines = files.obj.read_text().splitlines()
+    assert lines[1] == "mtllib face.mtl"
+    first_face = next(i for i, ln in enumerate(lines) if ln.startswith("f "))
+    assert lines[first_face - 1] == "usemtl face" and lines.count("usemtl face") == 1
     np.testing.assert_array_equal(read_png(files.texture), r.texture)
     neutral = read_obj(files.neutral_obj)
     np.testing.assert_allclose(neutral.vertices, r.neutral_vertices, atol=1e-6)
@@ -159,16 +164,65 @@ def test_written_files_read_back(craft, photos, tmp_path):
     assert changed[int(y0):int(y1), int(x0):int(x1)].mean() > 0.2  # the face is drawn
 
 
-def test_uv_baker_matches_bake_texture(craft):
+def test_pipeline_bakes_with_the_one_baker(craft):
     fm = craft.face_model
     colors = np.random.default_rng(0).random((fm.num_vertices, 3)).astype(np.float32)
     ref = bake_texture(fm, colors, BakeSettings(size=256, dilate=0))
-    got = _UVBaker(fm, 256, 0).matrix @ colors
-    mask = ref.mask.numpy().reshape(-1)
-    np.testing.assert_allclose(got[mask], ref.image.numpy().reshape(-1, 3)[mask], atol=1e-5)
+    baker = craft.bakers.baker(BakeSettings(size=256, dilate=craft.settings.texture_dilate))
     dilated = craft.bake(colors, 256)  # gutter texels near islands are filled
-    ring = ~mask.reshape(256, 256)
-    assert dilated.shape == (256, 256, 3) and dilated[ring].any()
+    assert craft.bakers.baker(256) is baker  # built once, reused
+    mask = ref.mask.numpy()
+    want = np.floor(np.clip(ref.image.numpy(), 0, 1) * 255 + 0.5)
+    assert np.abs(dilated[mask] - want[mask]).max() <= 1
+    np.testing.assert_array_equal(dilated, baker.bake_uint8(colors))
+    assert dilated.shape == (256, 256, 3) and dilated[~mask].any()
+    with pytest.raises(InvalidInputError, match=r"\[256, 2048\]"):
+        craft.bake(colors, 4096 * 2)
+
+
+class _FirstOnly:
+    """A Detector (the protocol) of its own: MTCNN's faces, keeping only the best one, and
+    counting its calls."""
+
+    def __init__(self) -> None:
+        self.inner = FaceDetector(DetectorSettings(threads=1, min_face_size=40))
+        self.calls = 0
+
+    def detect(self, rgb: np.ndarray) -> list[Face]:
+        self.calls += 1
+        return self.inner.detect(rgb)[:1]
+
+
+def test_any_detector_plugs_in(package, photos):
+    det = _FirstOnly()
+    craft = FaceCraft(package, threads=1, settings=PipelineSettings(texture_size=0),
+                      detector=det)
+    assert craft.detector is det
+    (r,) = craft.reconstruct(photos[0], all_faces=True)
+    assert det.calls == 1 and isinstance(r.detection, Face)
+    with pytest.raises(InvalidInputError, match="expected detector a Detector"):
+        FaceCraft(package, detector=object())  # type: ignore[arg-type]
+
+
+def test_photo_files_are_read_with_a_bound(package, photos, tmp_path):
+    import os
+    import time
+
+    craft = FaceCraft(package, threads=1,
+                      settings=PipelineSettings(texture_size=0, max_bytes=64 * 1024))
+    fifo = tmp_path / "pipe.jpg"
+    os.mkfifo(fifo)
+    t0 = time.perf_counter()
+    for special in ("/dev/zero", fifo, tmp_path):
+        with pytest.raises(FaceCraftError, match="not a regular file"):
+            craft.reconstruct(special)
+    assert time.perf_counter() - t0 < 5  # nothing endless read, no FIFO waited on
+    big = tmp_path / "big.jpg"
+    big.write_bytes(photos[0].read_bytes() + b"\0" * (64 * 1024))
+    with pytest.raises(PhotoTooLargeError, match="above the 65536 bytes limit"):
+        craft.reconstruct(big)
+    with pytest.raises(InvalidInputError, match="max_bytes"):
+        PipelineSettings(max_bytes=0)
 
 
 class _Refiner(nn.Module):

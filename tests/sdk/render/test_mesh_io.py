@@ -46,6 +46,26 @@ def test_obj_round_trip_with_texture(tmp_path, starter):
     assert not list(tmp_path.glob(".*.tmp"))  # no temp files left behind
 
 
+def test_obj_names_a_callers_material(tmp_path):
+    """``mtllib=``: the OBJ names an MTL its caller writes (facecraft create's NAME.mtl), in one
+    write, and writes no MTL or PNG itself."""
+    verts = np.array([[0, 0, 0], [1, 0, 0], [0, 1, 0]], np.float32)
+    uvs = np.array([[0.0, 0.0], [1.0, 0.0], [0.0, 1.0]], np.float32)
+    (tmp_path / "skin.mtl").write_text("newmtl skin\nKd 1 1 1\n")
+    p = write_obj(tmp_path / "t.obj", verts, np.array([[0, 1, 2]]), uvs=uvs, mtllib="skin.mtl",
+                  material_name="skin")
+    lines = p.read_text().splitlines()
+    assert lines[1] == "mtllib skin.mtl" and lines[-2:] == ["usemtl skin", "f 1/1 2/2 3/3"]
+    assert sorted(f.name for f in tmp_path.iterdir()) == ["skin.mtl", "t.obj"]
+    assert read_obj(p).group_names == ("skin",)
+    with pytest.raises(InvalidInputError, match="not both"):
+        write_obj(tmp_path / "u.obj", verts, np.array([[0, 1, 2]]), uvs=uvs, mtllib="a.mtl",
+                  texture=np.zeros((4, 4, 3), np.uint8))
+    with pytest.raises(InvalidInputError, match="mtllib"):
+        write_obj(tmp_path / "u.obj", verts, np.array([[0, 1, 2]]), mtllib="my file.mtl")
+    assert not (tmp_path / "u.obj").exists()
+
+
 def test_obj_vt_origin_is_bottom_left(tmp_path):
     verts = np.array([[0, 0, 0], [1, 0, 0], [0, 1, 0]], np.float32)
     uvs = np.array([[0.0, 0.0], [1.0, 0.0], [0.0, 1.0]], np.float32)  # v = 1 is the image top

@@ -5,7 +5,6 @@ import time
 import numpy as np
 import pytest
 import torch
-import torch.nn.functional as F
 from scipy import ndimage
 
 from facecraft.sdk.errors import InvalidInputError
@@ -14,7 +13,10 @@ from facecraft.sdk.models.starter import build_starter_model
 from facecraft.sdk.render.mesh_io import read_png, write_png
 from facecraft.sdk.render.texture import (
     BakeSettings,
+    UVBaker,
+    UVBakerCache,
     UVLayout,
+    _dilation_sources,
     bake_corner_attributes,
     bake_texture,
     dilate_texture,
@@ -110,15 +112,15 @@ def test_texels_are_barycentric_combinations(starter):
 
 
 def _dilate_reference(img: np.ndarray, mask: np.ndarray, n: int) -> np.ndarray:
-    """The plain algorithm: n full-image passes of 3x3 masked averages."""
-    x = torch.from_numpy(img).permute(2, 0, 1)[None].double()
-    f = torch.from_numpy(mask)[None, None].double()
-    for _ in range(n):
-        s = F.avg_pool2d(torch.cat([x * f, f], 1), 3, 1, 1, count_include_pad=True)
-        grow = (f == 0) & (s[:, -1:] > 0)
-        x = torch.where(grow, s[:, :-1] / s[:, -1:].clamp(min=1e-12), x)
-        f = torch.where(grow, 1.0, f)
-    return x[0].permute(1, 2, 0).numpy()
+    """Straightforward dilation: every empty texel within n texels (chessboard) of a covered
+    one copies a covered texel at the smallest Euclidean distance (exact, SciPy); ties and
+    OpenCV's approximate metric may pick another texel at (almost) the same distance, so the
+    test compares distances, not indices."""
+    out = img.copy()
+    near = ndimage.binary_dilation(mask, np.ones((3, 3), bool), iterations=n) & ~mask
+    _, (ri, ci) = ndimage.distance_transform_edt(~mask, return_indices=True)
+    out[near] = img[ri[near], ci[near]]
+    return out
 
 
 @pytest.mark.parametrize("layout", ["islands", "starter"])
@@ -137,7 +139,16 @@ def test_dilation_fills_gutter_and_keeps_islands(starter, layout):
     assert (img[near] > 0).all()  # no empty texel within d texels of an island
     assert (img[~near] == 0).all()  # and nothing beyond
     assert (img[near] >= 0.2 - 1e-6).all() and (img[near] <= 0.8 + 1e-6).all()
-    np.testing.assert_allclose(img, _dilate_reference(ref, mask, d), atol=1e-5)
+    ref_img = _dilate_reference(ref, mask, d)
+    same = np.all(np.abs(img - ref_img) < 1e-6, axis=-1)
+    assert same.mean() > 0.97  # the same nearest texel almost everywhere
+    gutter, source = _dilation_sources(mask, d)  # and an (almost) nearest one everywhere
+    edt = ndimage.distance_transform_edt(~mask).reshape(-1)
+    gr, gc = np.divmod(gutter, 256)
+    sr, sc = np.divmod(source, 256)
+    assert mask.reshape(-1)[source].all()
+    assert (np.hypot(gr - sr, gc - sc) <= edt[gutter] * 1.1 + 0.5).all()
+    np.testing.assert_array_equal(img.reshape(-1, 3)[gutter], ref.reshape(-1, 3)[source])
     if layout == "islands":
         assert (~near).any() and (near & ~mask).sum() > 10 * mask.sum() // 10
 
@@ -284,3 +295,129 @@ def test_bake_ict_face(ict_dir):
           f"{np.percentile(err, 99) * 255:.2f}/255 over {inside.sum()} UV vertices")
     assert inside.sum() > 5000
     assert np.percentile(err, 99) < 2 / 255 and err.max() < 4 / 255
+
+
+# --------------------------------------------------------------------------- the one baker
+class _LegacyPipelineBaker:
+    """The pipeline's former ``_UVBaker`` (its algorithm, verbatim): the reference the one
+    baker must reproduce bit for bit for the pipeline's uint8 textures."""
+
+    def __init__(self, model, size: int, dilate: int) -> None:
+        import cv2
+        import scipy.sparse as sp
+
+        from facecraft.sdk.render.rasterizer import RasterSettings, rasterize
+
+        uvs = model.uvs.astype(np.float64)
+        uv_tri = model.uv_triangles.astype(np.int64)
+        screen = np.stack([uvs[:, 0] * size, (1.0 - uvs[:, 1]) * size, np.ones(len(uvs))], -1)
+        frags = rasterize(torch.from_numpy(screen.astype(np.float32))[None],
+                          torch.from_numpy(uv_tri), RasterSettings((size, size)))
+        tid = frags.triangle_id[0].reshape(-1).numpy()
+        covered = np.flatnonzero(tid >= 0)
+        bary = frags.bary[0].reshape(-1, 3).numpy()[covered]
+        uv_to_vertex = np.zeros(len(uvs), np.int64)
+        uv_to_vertex[uv_tri.ravel()] = model.triangles.astype(np.int64).ravel()
+        corners = uv_to_vertex[uv_tri[tid[covered]]]
+        rows = covered
+        empty = (tid < 0).reshape(size, size)
+        src = np.arange(len(covered))
+        if dilate and empty.any() and not empty.all():
+            _, labels = cv2.distanceTransformWithLabels(
+                empty.astype(np.uint8), cv2.DIST_L2, 5, labelType=cv2.DIST_LABEL_PIXEL)
+            cheb = cv2.distanceTransform(empty.astype(np.uint8), cv2.DIST_C, 3).reshape(-1)
+            flat = labels.reshape(-1)
+            label_to_row = np.zeros(int(flat.max()) + 1, np.int64)
+            label_to_row[flat[covered]] = np.arange(len(covered))
+            gutter = np.flatnonzero(empty.reshape(-1) & (cheb <= dilate))
+            rows = np.concatenate([covered, gutter])
+            src = np.concatenate([src, label_to_row[flat[gutter]]])
+        self.matrix = sp.csr_matrix(
+            (bary[src].reshape(-1).astype(np.float32),
+             (np.repeat(rows, 3), corners[src].reshape(-1))),
+            shape=(size * size, model.num_vertices))
+        self.size = size
+
+    def bake(self, colors: np.ndarray) -> np.ndarray:
+        img = self.matrix @ np.asarray(colors, np.float32)
+        np.clip(img, 0.0, 1.0, out=img)
+        return (img * 255.0 + 0.5).astype(np.uint8).reshape(self.size, self.size, 3)
+
+
+@pytest.mark.parametrize("dilate", [0, 16])
+def test_uv_baker_reproduces_the_former_pipeline_bake(starter, dilate):
+    colors = np.random.default_rng(3).random((starter.num_vertices, 3)).astype(np.float32)
+    baker = UVBaker(starter, BakeSettings(size=256, dilate=dilate))
+    want = _LegacyPipelineBaker(starter, 256, dilate).bake(colors)
+    np.testing.assert_array_equal(baker.bake_uint8(colors), want)
+    # the float (torch) bake is the same texture before quantisation
+    img = baker.bake(colors).image.numpy()
+    assert np.abs(np.clip(img, 0, 1) * 255 + 0.5 - want.astype(np.float64) - 0.5).max() <= 1.0
+
+
+def _reference_bake(layout: UVLayout, colors: np.ndarray, size: int, dilate: int
+                    ) -> tuple[np.ndarray, np.ndarray]:
+    """A straightforward bake of a small mesh: the barycentric coordinates of every texel
+    centre in every UV triangle (NumPy solve), interpolation where all are >= 0, then
+    :func:`_dilate_reference`. Returns (image (S, S, 3) float64, inside margin (S, S))."""
+    u, v = _texel_centres(size)
+    p = np.stack([u.ravel(), v.ravel()], -1)
+    out = np.zeros((size * size, 3))
+    margin = np.full(size * size, -np.inf)
+    for tri, uvt in zip(layout.triangles, layout.uv_triangles, strict=True):
+        a, b, c = layout.uvs[uvt].astype(np.float64)
+        l12 = np.linalg.solve(np.stack([b - a, c - a], -1), (p - a).T).T
+        bary = np.concatenate([1.0 - l12.sum(-1, keepdims=True), l12], -1)
+        m = bary.min(-1)
+        inside = m > margin
+        margin[inside] = m[inside]
+        out[inside & (m >= 0)] = bary[inside & (m >= 0)] @ colors[tri]
+    mask = (margin >= 0).reshape(size, size)
+    img = _dilate_reference(out.reshape(size, size, 3), mask, dilate)
+    return img, margin.reshape(size, size)
+
+
+def test_uv_baker_matches_a_straightforward_reference():
+    base = _two_islands()  # nudged so that no triangle edge runs through texel centres
+    nudge = np.array([[0.0013, 0.0021]] * 3 + [[0.0017, -0.0011]] * 3)
+    layout = UVLayout(base.triangles, base.uvs + nudge, base.uv_triangles, base.num_vertices)
+    colors = np.array([[0.9, 0.1, 0.2], [0.2, 0.8, 0.1], [0.1, 0.3, 0.9],
+                       [0.6, 0.6, 0.1], [0.3, 0.2, 0.5]], np.float32)
+    size, d = 256, 8
+    ref, margin = _reference_bake(layout, colors, size, d)
+    baker = UVBaker(layout, BakeSettings(size=size, dilate=d))
+    got = baker.bake_uint8(colors).astype(np.int16)
+    want = np.floor(np.clip(ref, 0, 1) * 255 + 0.5).astype(np.int16)
+    mask = baker.mask.numpy()
+    assert (mask == (margin >= 0)).all()  # the same texels are covered
+    assert np.abs(got - want)[mask].max() <= 1  # with the interpolation
+    gutter = ~mask & (got.sum(-1) > 0)
+    near = ndimage.binary_dilation(mask, np.ones((3, 3), bool), iterations=d) & ~mask
+    assert (gutter == near).all()  # the gutter is exactly d texels wide
+    # each gutter texel copies a nearest covered texel (OpenCV's metric may pick a neighbour
+    # of the exact one: at most one texel's colour gradient, 3 units here)
+    diff = np.abs(got - want)[near].max(-1)
+    assert (diff <= 4).all() and (diff <= 1).mean() > 0.9
+    assert (got[~near & ~mask] == 0).all()
+
+
+def test_uv_baker_cache_bakes_each_size_once(starter):
+    cache = UVBakerCache(starter, dilate=4)
+    a = cache.baker(256)
+    assert cache.baker(256) is a and cache.baker(BakeSettings(size=256, dilate=4)) is a
+    assert cache.baker(BakeSettings(size=256, dilate=0)) is not a
+    assert a.settings == BakeSettings(size=256, dilate=4) and "covered=" in repr(a)
+    colors = np.random.default_rng(0).random((starter.num_vertices, 3)).astype(np.float32)
+    t0 = time.perf_counter()
+    for _ in range(5):
+        cache.bake_uint8(colors, 256)
+    assert (time.perf_counter() - t0) / 5 < 0.2  # a sparse product, no rasterization
+    raw = a.bake(colors, dilate=False).image.numpy()
+    assert (raw[~a.mask.numpy()] == 0).all()
+    np.testing.assert_array_equal(a.dilate(raw), a.bake(colors).image.numpy())
+    with pytest.raises(InvalidInputError, match=r"\[256, 2048\]"):
+        cache.baker(100)
+    with pytest.raises(InvalidInputError):
+        a.bake_uint8(colors[:10])
+    with pytest.raises(InvalidInputError):
+        a.dilate(np.zeros((8, 8, 3), np.float32))
