@@ -10,8 +10,10 @@ imports the packages that build on it. A plugin may also add a subcommand to an 
 ``command_group(subparsers, "eval").add_parser("regressor", ...)`` (see :func:`command_group`).
 
 Errors a user can cause print one line, ``facecraft: error: ...``, and exit with status 1;
-usage errors exit with 2 (argparse's convention); an unexpected failure prints one line and
-exits with 70 (``--debug`` shows the traceback).
+usage errors exit with 2 (argparse's convention); something asked for but missing on this
+machine (``--provider cuda`` without CUDA) with 69; an unexpected failure prints one line and
+exits with 70 (``--debug`` shows the traceback). Python warnings print as one
+``facecraft: warning: ...`` line, never with source lines.
 """
 
 from __future__ import annotations
@@ -20,15 +22,19 @@ import argparse
 import json
 import sys
 import time
+import warnings
 from collections.abc import Sequence
 from importlib.metadata import entry_points
 from pathlib import Path
+from typing import TextIO
 
 from facecraft.sdk.errors import FaceCraftError
 
 __all__ = ["main", "build_parser", "command_group"]
 
 EXIT_ERROR = 1
+EXIT_USAGE = 2
+EXIT_UNAVAILABLE = 69
 EXIT_INTERNAL = 70
 
 
@@ -245,12 +251,71 @@ def command_group(subparsers: argparse._SubParsersAction, name: str
     raise KeyError(f"no facecraft command group {name!r} with subcommands")
 
 
+class UsageError(FaceCraftError):
+    """A bad command line the parser cannot see (e.g. ``-o`` names a file): exit status 2."""
+
+
+class UnavailableError(FaceCraftError):
+    """Something the command line asks for is missing on this machine (e.g. ``--provider
+    cuda`` without CUDA in ONNX Runtime): exit status 69 (EX_UNAVAILABLE)."""
+
+
+def _positive_int(text: str) -> int:
+    """argparse type: an integer >= 1."""
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}") from None
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {n}")
+    return n
+
+
+def _texture_size(text: str) -> int:
+    """argparse type: a texture side in [MIN_TEXTURE_SIZE, MAX_TEXTURE_SIZE]."""
+    from facecraft.sdk.render.texture import MAX_TEXTURE_SIZE, MIN_TEXTURE_SIZE
+
+    try:
+        n = int(text)
+    except ValueError:
+        n = -1
+    if not MIN_TEXTURE_SIZE <= n <= MAX_TEXTURE_SIZE:
+        raise argparse.ArgumentTypeError(f"must be a whole number of texels in "
+                                         f"[{MIN_TEXTURE_SIZE}, {MAX_TEXTURE_SIZE}], got "
+                                         f"{text!r}")
+    return n
+
+
+def _check_output_dir(path: Path) -> None:
+    """``-o DIR`` must be a folder or not exist yet (it is created)."""
+    if path.exists() and not path.is_dir():
+        raise UsageError(f"-o {path}: exists and is not a folder; give a folder for the "
+                         "output files (it is created when missing)")
+
+
+def _check_provider(provider: str) -> None:
+    """Refuse ``--provider cuda|tensorrt`` when this ONNX Runtime build lacks it."""
+    from facecraft.sdk.pipeline.runtime import PROVIDER_NAMES, available_providers
+
+    full = PROVIDER_NAMES[provider]
+    have = available_providers()
+    if full not in have:
+        raise UnavailableError(
+            f"--provider {provider}: ONNX Runtime's {full} is not available here (this "
+            f"onnxruntime build offers {', '.join(have)}); install the GPU build of "
+            "onnxruntime with the CUDA/TensorRT libraries, or use --provider auto or cpu")
+
+
 def _cmd_create(args: argparse.Namespace) -> int:
     import torch
 
     from facecraft.sdk.pipeline.create import create_faces
     from facecraft.sdk.pipeline.pipeline import FaceCraft, PipelineSettings
 
+    _check_output_dir(args.output)
+    explicit = args.provider != "auto"
+    if explicit:
+        _check_provider(args.provider)
     # An entry point may configure the process. The torch stages (shape, rasterization, UV
     # gathers) are many small ops that one thread runs fastest, especially on shared cores;
     # --threads goes to the ONNX Runtime sessions, where the work is.
@@ -261,8 +326,12 @@ def _cmd_create(args: argparse.Namespace) -> int:
         from facecraft.sdk.rigs.registry import resolve_rig
 
         rig = resolve_rig(args.rig, args.rigs_dir)
-    craft = FaceCraft(args.package, providers=[args.provider] if args.provider else None,
+    craft = FaceCraft(args.package, providers=[args.provider] if explicit else None,
                       threads=args.threads, settings=settings)
+    if explicit and craft.regressor.providers[0] != craft.regressor.selection.primary:
+        raise UnavailableError(f"--provider {args.provider}: ONNX Runtime could not start "
+                               f"{craft.regressor.selection.primary} (it fell back to "
+                               f"{craft.regressor.providers[0]}); use --provider auto or cpu")
     rigger = None
     if rig is not None:  # one fitter (one cached correspondence) for the whole run
         from facecraft.sdk.rigs.create import FaceRigger, RigCreateSettings
@@ -287,7 +356,27 @@ def _cmd_create(args: argparse.Namespace) -> int:
     return EXIT_ERROR if report.failed else 0
 
 
+_FOLDERS_EPILOG = """\
+folders and first run:
+  cache      $FACECRAFT_CACHE, else $XDG_CACHE_HOME/facecraft, else ~/.cache/facecraft:
+             the built-in starter face model (starter-v*.fcm), rig correspondences
+             (rig-correspondence/) and TensorRT engines (tensorrt/); safe to delete.
+  rigs       $FACECRAFT_RIGS, else $FACECRAFT_HOME/rigs, else $XDG_DATA_HOME/facecraft/rigs,
+             else ~/.local/share/facecraft/rigs: the rig registry (`facecraft rigs import`).
+  cold start the first run on a machine builds the starter face model and its mesh graph
+             (a few seconds) and caches it; the first --rig fit of a rig caches its
+             correspondence; TensorRT builds its engines on first use (minutes). Later runs
+             load these in milliseconds.
+"""
+
+
 def _add_create(sub: argparse._SubParsersAction) -> None:
+    from facecraft.sdk.render.texture import (
+        DEFAULT_TEXTURE_SIZE,
+        MAX_TEXTURE_SIZE,
+        MIN_TEXTURE_SIZE,
+    )
+
     p = sub.add_parser(
         "create", help="photos -> textured 3D faces (OBJ + MTL + PNG, coefficients, overlay; "
                        "with --rig a fitted rig GLB, sliders and materials)",
@@ -296,22 +385,27 @@ def _add_create(sub: argparse._SubParsersAction) -> None:
                     "--rig also NAME_rig.glb (the rig with the fitted sliders and the texture), "
                     "NAME_sliders.json, NAME_rig_texture.png and NAME_materials.json. A photo "
                     "without a face (or not an image) is reported and skipped; the exit status "
-                    "is then 1.")
-    p.add_argument("photos", nargs="+", type=Path, metavar="PHOTO", help="photo files")
+                    "is then 1. Usage errors exit with 2, a missing --provider with 69.",
+        epilog=_FOLDERS_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("photos", nargs="+", type=Path, metavar="PHOTO",
+                   help="photo files (JPEG, PNG, WebP, BMP, TIFF; regular files up to 64 MiB)")
     p.add_argument("-o", "--output", required=True, type=Path, metavar="DIR",
                    help="output folder (created)")
     p.add_argument("--package", type=Path, metavar="PKG",
                    help="a .fcpkg model package (default: the built-in one)")
     p.add_argument("--all-faces", action="store_true",
                    help="every face of each photo, not only the largest")
-    p.add_argument("--texture-size", type=int, default=1024, metavar="N",
-                   help="UV texture side in texels, 256-2048 (default 1024)")
-    p.add_argument("--provider", choices=("cpu", "cuda", "tensorrt"),
-                   help="ONNX Runtime provider to prefer (default: TensorRT > CUDA > CPU, as "
-                        "available; CPU is always the fallback)")
-    p.add_argument("--threads", type=int, metavar="N",
+    p.add_argument("--texture-size", type=_texture_size, default=DEFAULT_TEXTURE_SIZE,
+                   metavar="N", help=f"UV texture side in texels, {MIN_TEXTURE_SIZE}-"
+                                     f"{MAX_TEXTURE_SIZE} (default {DEFAULT_TEXTURE_SIZE})")
+    p.add_argument("--provider", choices=("auto", "cpu", "cuda", "tensorrt"), default="auto",
+                   help="ONNX Runtime provider: auto (default) takes TensorRT > CUDA > CPU as "
+                        "available; cuda or tensorrt fail (exit 69) when this machine lacks "
+                        "them instead of running on the CPU")
+    p.add_argument("--threads", type=_positive_int, metavar="N",
                    help="ONNX Runtime threads per network (default: one per core)")
-    p.add_argument("--batch", type=int, default=4, metavar="N", help="photos per batch")
+    p.add_argument("--batch", type=_positive_int, default=4, metavar="N",
+                   help="photos per batch, >= 1 (default 4)")
     p.add_argument("--no-overlay", action="store_true", help="skip the overlay PNGs")
     p.add_argument("--rig", metavar="RIG",
                    help="also fit this character rig: `starter`, a registered name (`facecraft "
@@ -328,7 +422,8 @@ def build_parser() -> argparse.ArgumentParser:
     """The full ``facecraft`` parser, including command groups from entry points."""
     parser = argparse.ArgumentParser(
         prog="facecraft",
-        description="FaceCraft: a player's photo to a game character's face.")
+        description="FaceCraft: a player's photo to a game character's face.",
+        epilog=_FOLDERS_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"facecraft {_version()}")
     parser.add_argument("--debug", action="store_true",
                         help="show tracebacks of unexpected errors")
@@ -361,12 +456,45 @@ def _version() -> str:
         return "unknown"
 
 
+def _show_warning(message: Warning | str, category: type[Warning], filename: str,
+                  lineno: int, file: TextIO | None = None, line: str | None = None) -> None:
+    """``warnings.showwarning`` for users: one line, no Python source."""
+    text = " ".join(str(message).split())
+    print(f"facecraft: warning: {text}", file=sys.stderr if file is None else file)
+
+
+def _format_warning(message: Warning | str, category: type[Warning], filename: str,
+                    lineno: int, line: str | None = None) -> str:
+    return "warning: " + " ".join(str(message).split())
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the CLI; returns the process exit status."""
+    """Run the CLI; returns the process exit status.
+
+    Python warnings raised while a command runs are shown as one ``facecraft: warning: ...``
+    line each (never with a source line).
+    """
+    saved = warnings.formatwarning
+    with warnings.catch_warnings():
+        warnings.showwarning = _show_warning
+        warnings.formatwarning = _format_warning  # logging.captureWarnings formats with it
+        try:
+            return _run(argv)
+        finally:
+            warnings.formatwarning = saved
+
+
+def _run(argv: Sequence[str] | None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
         return int(args.handler(args) or 0)
+    except UsageError as e:
+        print(f"facecraft: error: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    except UnavailableError as e:
+        print(f"facecraft: error: {e}", file=sys.stderr)
+        return EXIT_UNAVAILABLE
     except FaceCraftError as e:
         print(f"facecraft: error: {e}", file=sys.stderr)
         return EXIT_ERROR

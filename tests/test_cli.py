@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from facecraft.sdk.cli import EXIT_ERROR, main
+from facecraft.sdk.cli import EXIT_ERROR, EXIT_UNAVAILABLE, main
 
 
 def run_cli(*args: str, env_extra: dict | None = None) -> subprocess.CompletedProcess:
@@ -116,3 +116,88 @@ def test_eval_landmarks_bad_file(tmp_path):
     bad.write_text("{}")
     r = run_cli("eval", "landmarks", str(bad), "-q")
     assert r.returncode == EXIT_ERROR and "annotation" in r.stderr
+
+
+# --------------------------------------------------------------------------- create: bad input
+def _photo(tmp_path):
+    from .conftest import assets_or_skip
+
+    return assets_or_skip("photos", "celeba-5pt", "000002.jpg")
+
+
+def test_create_output_that_is_a_file_is_a_usage_error(tmp_path, capsys):
+    existing = tmp_path / "taken.txt"
+    existing.write_text("not a folder")
+    code = main(["create", str(tmp_path / "photo.jpg"), "-o", str(existing)])
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert err.count("\n") == 1 and err.startswith("facecraft: error: -o ")
+    assert "not a folder" in err and "internal error" not in err
+    assert existing.read_text() == "not a folder"
+
+
+@pytest.mark.parametrize("batch", ["0", "-3", "two"])
+def test_create_batch_must_be_a_positive_integer(tmp_path, capsys, batch):
+    with pytest.raises(SystemExit) as e:
+        main(["create", "x.jpg", "-o", str(tmp_path), "--batch", batch])
+    assert e.value.code == 2
+    assert "--batch" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("size", ["100", "8192", "big"])
+def test_create_texture_size_out_of_range_is_a_usage_error(tmp_path, capsys, size):
+    with pytest.raises(SystemExit) as e:
+        main(["create", "x.jpg", "-o", str(tmp_path), "--texture-size", size])
+    assert e.value.code == 2 and "[256, 2048]" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("provider", ["cuda", "tensorrt"])
+def test_create_missing_provider_is_refused(tmp_path, capsys, provider):
+    from facecraft.sdk.pipeline.runtime import PROVIDER_NAMES, available_providers
+
+    if PROVIDER_NAMES[provider] in available_providers():
+        pytest.skip(f"this onnxruntime has {PROVIDER_NAMES[provider]}")
+    code = main(["create", str(_photo(tmp_path)), "-o", str(tmp_path / "out"),
+                 "--provider", provider])
+    err = capsys.readouterr().err
+    assert code == EXIT_UNAVAILABLE, err
+    assert err.count("\n") == 1 and f"--provider {provider}" in err
+    assert PROVIDER_NAMES[provider] in err and "--provider auto" in err
+    assert not (tmp_path / "out").exists()  # nothing ran on the CPU instead
+
+
+def test_create_special_files_and_warnings_are_one_line(tmp_path):
+    """/dev/zero and a FIFO are refused at once (no endless read, no wait); a Python warning
+    (here: a package exported with another starter model) is one `facecraft: warning:` line."""
+    import json
+    import shutil
+
+    from facecraft.sdk.pipeline.package import default_package_path
+
+    pkg = tmp_path / "other.fcpkg"
+    shutil.copytree(default_package_path(), pkg)
+    manifest = json.loads((pkg / "manifest.json").read_text())
+    manifest["face_model"]["content_sha256"] = "0" * 64
+    (pkg / "manifest.json").write_text(json.dumps(manifest))
+    fifo = tmp_path / "pipe.jpg"
+    os.mkfifo(fifo)
+    r = subprocess.run([sys.executable, "-m", "facecraft.sdk.cli", "create", "/dev/zero",
+                        str(fifo), "-o", str(tmp_path / "out"), "--package", str(pkg), "-q"],
+                       capture_output=True, text=True, timeout=180)
+    lines = r.stderr.splitlines()
+    assert r.returncode == EXIT_ERROR, r.stderr
+    assert "Traceback" not in r.stderr and "warnings.warn" not in r.stderr
+    warn = [ln for ln in lines if "warning" in ln.lower()]
+    assert len(warn) == 1 and warn[0].startswith("facecraft: warning: the built-in face model")
+    errors = [ln for ln in lines if ln.startswith("facecraft: error:")]
+    assert len(errors) == 2 and all("not a regular file" in ln for ln in errors)
+    assert len(lines) == 3, r.stderr
+
+
+def test_help_documents_folders_and_cold_start(capsys):
+    for argv in (["--help"], ["create", "--help"]):
+        with pytest.raises(SystemExit):
+            main(argv)
+        out = capsys.readouterr().out
+        for text in ("FACECRAFT_CACHE", "FACECRAFT_RIGS", "cold start", "~/.cache/facecraft"):
+            assert text in out, (argv, text)
