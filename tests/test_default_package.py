@@ -28,6 +28,25 @@ def test_default_package_is_shipped_and_valid(package):
         assert entry.parity_max_abs_diff is not None and entry.parity_max_abs_diff < 1e-4, role
 
 
+def test_shipped_face_model_is_the_codes_starter(tmp_path):
+    """The package was exported with the starter model this code builds (no hash-mismatch
+    warning on every `facecraft create` / `facecraft serve`): built fresh, in an empty cache."""
+    import warnings
+
+    from facecraft.sdk.models.default_model import default_model_path, load_default_model
+    from facecraft.sdk.models.model_file import read_model_info
+
+    load_default_model(tmp_path)
+    built = read_model_info(default_model_path(tmp_path)).content_sha256
+    manifest = json.loads((default_package_path() / "manifest.json").read_text())
+    assert manifest["face_model"]["content_sha256"] == built
+    refiner_meta = manifest["models"]["refiner"]["checkpoint"]["meta"]
+    assert refiner_meta["face_model_sha256"] == built
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the hash-mismatch RuntimeWarning would raise
+        load_package(None, cache_dir=tmp_path)
+
+
 def test_regressor_onnx_matches_the_committed_checkpoint(package):
     import onnxruntime as ort
 
