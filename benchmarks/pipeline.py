@@ -2,7 +2,7 @@
 
 Usage::
 
-    python benchmarks/pipeline.py [--package PKG] [--checkpoint CKPT] [--photos P ...]
+    python benchmarks/pipeline.py [--package PKG | --untrained] [--checkpoint CKPT] [--photos P ...]
         [--repeat 3] [--threads 2] [--texture-size 1024] [--batch 8] [--device cpu|cuda]
 
 Runs :class:`facecraft.sdk.pipeline.pipeline.FaceCraft`'s stages one photo at a time (decode,
@@ -14,9 +14,11 @@ own: the package's regressor in ONNX Runtime, and the same regressor in torch ea
 ``--checkpoint``, or rebuilt from the manifest with random weights: speed does not depend on
 them). ``--device cuda`` runs the torch regressor on the GPU (``--cuda-graphs`` replays it as a
 CUDA graph). The other stages are identical in both variants (torch on the CPU with one thread,
-as ``facecraft create`` runs them). Without ``--package`` an untrained package is built first
-(:func:`facecraft.export.build_default.build_random_package`). Prints a table: the median over
-photos and repeats.
+as ``facecraft create`` runs them). Without ``--package`` it times the shipped package
+(``facecraft/sdk/data/default.fcpkg``, the torch variant from its committed checkpoint
+``models/regressor_starter.safetensors``), what ``facecraft create`` runs; ``--untrained``
+builds an untrained package first (:func:`facecraft.export.build_default.
+write_random_regressor`). Prints a table: the median over photos and repeats.
 """
 
 from __future__ import annotations
@@ -139,8 +141,9 @@ def _child(args: argparse.Namespace) -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--package", help="a .fcpkg (default: build an untrained one, with the "
-                    "regressor of write_random_regressor)")
+    ap.add_argument("--package", help="a .fcpkg (default: the shipped default.fcpkg)")
+    ap.add_argument("--untrained", action="store_true",
+                    help="time an untrained package instead (random regressor weights)")
     ap.add_argument("--checkpoint", help="the regressor checkpoint for the torch variant")
     ap.add_argument("--photos", nargs="+", help="photos (default: 8 from ../shared celeba-5pt)")
     ap.add_argument("--repeat", type=int, default=3)
@@ -160,6 +163,13 @@ def main() -> None:
         print(json.dumps(_child(args)))
         return
     with tempfile.TemporaryDirectory() as td:
+        if not args.package and not args.untrained:
+            from facecraft.sdk.pipeline.package import default_package_path
+
+            args.package = str(default_package_path())
+            ckpt = Path(__file__).resolve().parents[1] / "models" / "regressor_starter.safetensors"
+            if args.checkpoint is None and ckpt.is_file():
+                args.checkpoint = str(ckpt)
         if not args.package:
             from facecraft.export.build_default import write_random_regressor
             from facecraft.export.package import export_regressor

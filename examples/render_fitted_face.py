@@ -2,8 +2,10 @@
 
     python examples/render_fitted_face.py PHOTO LANDMARKS.json -o fitted.png [--model starter]
 
-LANDMARKS.json holds 68 iBUG points in the photo's pixels: either a plain ``[[x, y], ...]`` list
-or ``{"lm68_xy": [...]}``. With no arguments it uses the 300-W photo and its manual landmarks from
+LANDMARKS.json holds 68 iBUG points in the photo's pixels: a plain ``[[x, y], ...]`` list,
+``{"lm68_xy": [...]}``, or an annotations file such as ``../shared/assets/landmarks68.json``
+(the photo is looked up by its path relative to that file, or its name). With no arguments
+it uses the 300-W photo and its manual landmarks from
 ``../shared/assets`` (when present). Writes one PNG: the photo crop | the lit model composited
 over it | the lit model alone. The pose comes from a weak-perspective landmark fit, the lighting
 from a least-squares SH fit of the model's albedo to the photo's colours at visible vertices:
@@ -33,13 +35,38 @@ ASSETS = Path(__file__).resolve().parents[1].parent / "shared" / "assets"
 DEFAULT_PHOTO = "photos/eos-300w/image_0010.png"
 
 
-def load_landmarks(path: Path, key: str | None) -> np.ndarray:
-    data = json.loads(path.read_text())
-    if isinstance(data, dict) and "images" in data:  # ../shared/assets/landmarks68.json
-        data = data["images"][key]["faces"][0]
+def _annotation_key(images: dict, path: Path, photo: Path) -> str:
+    """The key of ``photo`` in an annotations file's ``images`` (paths relative to the file)."""
+    want = photo.resolve()
+    for key in images:
+        if (path.parent / key).resolve() == want:
+            return key
+    by_name = [key for key in images if Path(key).name == photo.name]
+    if len(by_name) == 1:
+        return by_name[0]
+    raise FaceCraftError(f"{path}: no landmarks for {photo} (it annotates "
+                         f"{len(images)} photos, e.g. {next(iter(images), 'none')!r})")
+
+
+def load_landmarks(path: Path, photo: Path) -> np.ndarray:
+    """68 (x, y) landmarks of ``photo`` from ``path``: a plain list, ``{"lm68_xy": [...]}``, or
+    an annotations file (``{"images": {relative path: {"faces": [...]}}}``, e.g.
+    ../shared/assets/landmarks68.json; its largest face)."""
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError) as e:
+        raise FaceCraftError(f"{path}: not a readable landmarks JSON ({e})") from None
+    if isinstance(data, dict) and isinstance(data.get("images"), dict):
+        faces = data["images"][_annotation_key(data["images"], path, photo)].get("faces") or []
+        if not faces:
+            raise FaceCraftError(f"{path}: no faces annotated for {photo}")
+        data = max(faces, key=lambda f: np.ptp(np.asarray(f["lm68_xy"], float), 0).max())
     if isinstance(data, dict):
-        data = data["lm68_xy"]
-    lm = np.asarray(data, np.float64)
+        data = data.get("lm68_xy")
+    try:
+        lm = np.asarray(data, np.float64)
+    except (TypeError, ValueError):
+        lm = np.zeros(0)
     if lm.shape != (68, 2):
         raise FaceCraftError(f"{path}: expected 68 (x, y) landmarks, got shape {lm.shape}")
     return lm
@@ -64,10 +91,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--size", type=int, default=320, help="crop size in pixels")
     args = ap.parse_args(argv)
     try:
-        key = None
         if args.photo is None:
             args.photo, args.landmarks = ASSETS / DEFAULT_PHOTO, ASSETS / "landmarks68.json"
-            key = DEFAULT_PHOTO
             if not args.photo.is_file():
                 raise FaceCraftError("no PHOTO given and ../shared/assets is not present")
         if args.landmarks is None:
@@ -75,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
         img = cv2.imread(str(args.photo), cv2.IMREAD_COLOR)
         if img is None:
             raise FaceCraftError(f"{args.photo}: not a readable image")
-        crop, lm = crop_face(img[:, :, ::-1], load_landmarks(args.landmarks, key), args.size)
+        crop, lm = crop_face(img[:, :, ::-1], load_landmarks(args.landmarks, args.photo), args.size)
         model = resolve_model(args.model)
         if not model.has_albedo:
             raise FaceCraftError(f"model {model.name!r} has no albedo model to light")

@@ -31,6 +31,25 @@ def test_render_fitted_face_writes_png(tmp_path: Path):
     assert (alone.sum(-1) == 0).mean() > 0.05
 
 
+def test_render_fitted_face_reads_the_shared_annotations_file(tmp_path: Path):
+    """PHOTO and the shared landmarks68.json (many photos, looked up by path) work together."""
+    photo = assets_or_skip("photos", "eos-300w", "image_0010.png")
+    ann = assets_or_skip("landmarks68.json")
+    out = tmp_path / "fitted.png"
+    r = subprocess.run([sys.executable, str(REPO / "examples" / "render_fitted_face.py"),
+                        str(photo), str(ann), "-o", str(out), "--size", "128"],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert cv2.imread(str(out)).shape == (128, 384, 3)
+    other = tmp_path / "elsewhere.png"
+    other.write_bytes(photo.read_bytes())  # a photo the file does not annotate
+    r = subprocess.run([sys.executable, str(REPO / "examples" / "render_fitted_face.py"),
+                        str(other), str(ann), "-o", str(out)],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 1 and "no landmarks for" in r.stderr
+    assert "Traceback" not in r.stderr
+
+
 def test_render_fitted_face_bad_input(tmp_path: Path):
     bad = tmp_path / "x.jpg"
     bad.write_bytes(b"not an image")
