@@ -349,7 +349,7 @@ def read_manifest(path: str | Path) -> dict[str, Any]:
     return manifest
 
 
-def _inside(folder: Path, rel: Any, where: str) -> Path:
+def _inside(folder: Path, rel: object, where: str) -> Path:
     """Resolve a manifest file reference, refusing absolute paths and escapes."""
     if not isinstance(rel, str) or not rel:
         raise ModelFileError(f"{where}: expected a relative file name, got {rel!r}")
@@ -359,7 +359,7 @@ def _inside(folder: Path, rel: Any, where: str) -> Path:
     return folder / Path(*p.parts)
 
 
-def _entry(folder: Path, role: str, d: Any, verify: bool) -> ModelEntry:
+def _entry(folder: Path, role: str, d: object, verify: bool) -> ModelEntry:
     where = f"{folder / MANIFEST_NAME} models.{role}"
     if not isinstance(d, Mapping):
         raise ModelFileError(f"{where}: expected an object, got {type(d).__name__}")

@@ -37,12 +37,15 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from facecraft.sdk.errors import FaceCraftError, InvalidInputError
 from facecraft.sdk.pipeline.package import ModelEntry
+
+if TYPE_CHECKING:
+    import onnxruntime as ort
 
 __all__ = [
     "PROVIDER_NAMES",
@@ -297,7 +300,7 @@ def engine_cache_key(model_sha256: str, *, fp16: bool = False, device_id: int = 
 
 
 # --------------------------------------------------------------------------- sessions
-def session_options(settings: RuntimeSettings = RuntimeSettings()) -> Any:
+def session_options(settings: RuntimeSettings = RuntimeSettings()) -> ort.SessionOptions:
     """An ``onnxruntime.SessionOptions`` for ``settings`` (threads, optimisation, sequential)."""
     import onnxruntime as ort
 
@@ -330,7 +333,7 @@ def _profile_shapes(entry: ModelEntry | None, batch: int) -> str | None:
 
 
 def provider_options(provider: str, settings: RuntimeSettings = RuntimeSettings(), *,
-                     entry: ModelEntry | None = None) -> dict[str, Any]:
+                     entry: ModelEntry | None = None) -> dict[str, str | int | bool]:
     """ONNX Runtime options for one provider.
 
     TensorRT: device, fp16, engine and timing caches in the :class:`EngineCacheKey` folder of
@@ -347,8 +350,8 @@ def provider_options(provider: str, settings: RuntimeSettings = RuntimeSettings(
         return {"device_id": settings.device_id}
     if name != PROVIDER_NAMES["tensorrt"]:
         return {}
-    opts: dict[str, Any] = {"device_id": settings.device_id,
-                            "trt_fp16_enable": settings.tensorrt_fp16}
+    opts: dict[str, str | int | bool] = {"device_id": settings.device_id,
+                                         "trt_fp16_enable": settings.tensorrt_fp16}
     if entry is not None:
         key = engine_cache_key(entry.sha256, fp16=settings.tensorrt_fp16,
                                device_id=settings.device_id)
