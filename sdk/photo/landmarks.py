@@ -21,7 +21,7 @@ inner lip             60-67      right inner corner first
 
 from __future__ import annotations
 
-__all__ = ["NUM_LANDMARKS", "LANDMARK_GROUPS", "IBUG68_FLIP"]
+__all__ = ["NUM_LANDMARKS", "LANDMARK_GROUPS", "IBUG68_FLIP", "IBUG68_FROM_MESH468"]
 
 NUM_LANDMARKS = 68
 
@@ -46,4 +46,22 @@ IBUG68_FLIP: tuple[int, ...] = (
     45, 44, 43, 42, 47, 46, 39, 38, 37, 36, 41, 40,
     54, 53, 52, 51, 50, 49, 48, 59, 58, 57, 56, 55,
     64, 63, 62, 61, 60, 67, 66, 65,
+)
+
+
+#: The 468-point face mesh's vertex for each iBUG landmark (a fixed mapping, for evaluating the
+#: mesh against 68-point annotations). Derived once from ICT-FaceKit's neutral head and its 68
+#: landmark vertices: MediaPipe's canonical mesh aligned to it (similarity, then a thin-plate
+#: warp on 14 unambiguous pairs: eye and mouth corners, nose tip, subnasale, lip centres, chin,
+#: nasion), each landmark then taking the nearest mesh vertex of its own outline (jaw -> face oval
+#: in the frontal plane, brows, eyes and lips -> their loops; the lower inner lip from the lower
+#: half of the inner loop, as ICT's neutral mouth is closed).
+IBUG68_FROM_MESH468: tuple[int, ...] = (
+    127, 234, 93, 132, 172, 150, 149, 148, 152, 377, 378, 379, 397, 361, 323, 454, 356,
+    70, 63, 105, 66, 107, 336, 296, 334, 293, 300,
+    168, 197, 195, 4,
+    98, 97, 2, 326, 327,
+    33, 160, 158, 133, 153, 144, 362, 385, 387, 263, 373, 380,
+    61, 39, 37, 0, 267, 269, 291, 321, 314, 17, 84, 91,
+    78, 81, 13, 311, 308, 402, 14, 178,
 )
