@@ -104,10 +104,11 @@ def test_eval_landmarks_reports_both_kinds():
     ann = assets_or_skip("landmarks68.json")
     r = run_cli("eval", "landmarks", str(ann), "-q")
     assert r.returncode == 0, r.stderr
-    lines = r.stdout.splitlines()
-    assert any(ln.startswith("mtcnn-5pt") and "gt_manual" in ln for ln in lines)
-    assert any("model_pred" in ln for ln in lines)
-    nmes = [float(ln.split()[-1]) for ln in lines[2:]]
+    rows = [[c.strip() for c in ln.strip().strip("|").split("|")]
+            for ln in r.stdout.splitlines()[2:]]  # a Markdown table: header, rule, rows
+    assert any(row[:2] == ["mtcnn-5pt", "gt_manual"] for row in rows), r.stdout
+    assert any(row[1] == "model_pred" for row in rows)
+    nmes = [float(row[-1]) for row in rows]  # inter-ocular NME
     assert all(0 < x < 0.15 for x in nmes), r.stdout
 
 
