@@ -14,14 +14,14 @@ import numpy as np
 
 from facecraft.sdk.models.morphable_model import MorphableModel
 
-__all__ = ["TRI_SAMPLES", "closest_points_on_mesh", "model_content_hash"]
+__all__ = ["TRI_SAMPLES", "closest_on_triangles", "closest_points_on_mesh", "model_content_hash"]
 
 #: Barycentric sample points per triangle for the candidate search (centroid + 3 inner points).
 TRI_SAMPLES = np.array([[1 / 3, 1 / 3, 1 / 3], [2 / 3, 1 / 6, 1 / 6],
                          [1 / 6, 2 / 3, 1 / 6], [1 / 6, 1 / 6, 2 / 3]])
 
 
-def _closest_on_triangles(p: np.ndarray, a: np.ndarray, b: np.ndarray, c: np.ndarray
+def closest_on_triangles(p: np.ndarray, a: np.ndarray, b: np.ndarray, c: np.ndarray
                           ) -> np.ndarray:
     """Barycentrics (..., 3) of the closest point to ``p`` on triangles (a, b, c), all (..., 3)
     (Ericson, Real-Time Collision Detection 5.1.5, every Voronoi region at once)."""
@@ -91,7 +91,7 @@ def closest_points_on_mesh(points: np.ndarray, verts: np.ndarray, triangles: np.
         _, idx = tree.query(q, k=k)
         cand = np.asarray(idx).reshape(len(q), k) // len(TRI_SAMPLES)  # (n, k) triangles
         c = corners[cand]  # (n, k, 3, 3)
-        bary = _closest_on_triangles(q[:, None], c[..., 0, :], c[..., 1, :], c[..., 2, :])
+        bary = closest_on_triangles(q[:, None], c[..., 0, :], c[..., 1, :], c[..., 2, :])
         closest = np.einsum("nkc,nkcd->nkd", bary, c)
         dist = np.linalg.norm(closest - q[:, None], axis=-1)
         best = dist.argmin(1)

@@ -13,10 +13,10 @@ import pytest
 
 from facecraft.sdk.errors import InvalidInputError
 from facecraft.sdk.models.default_model import load_default_model
+from facecraft.sdk.models.surface import closest_on_triangles
 from facecraft.sdk.render.texture import BakeSettings, bake_texture
 from facecraft.sdk.rigs.correspondence import (
     CorrespondenceSettings,
-    _closest_on_triangles,
     closest_points_on_mesh,
     load_or_build_correspondence,
     similarity_3d,
@@ -71,7 +71,7 @@ def test_closest_points_match_brute_force():
     pts = rng.normal(0, 0.08, (300, 3))
     tri, bary, dist = closest_points_on_mesh(pts, verts, tris, candidates=16)
     c = verts[tris].astype(np.float64)  # brute force: every triangle for every point
-    b_all = _closest_on_triangles(pts[:, None], c[None, :, 0], c[None, :, 1], c[None, :, 2])
+    b_all = closest_on_triangles(pts[:, None], c[None, :, 0], c[None, :, 1], c[None, :, 2])
     d_all = np.linalg.norm(np.einsum("nfk,fkd->nfd", b_all, c) - pts[:, None], axis=-1)
     np.testing.assert_allclose(dist, d_all.min(1), atol=1e-9)
     np.testing.assert_allclose(np.einsum("nk,nkd->nd", bary, c[tri]) - pts,
