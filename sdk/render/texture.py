@@ -35,8 +35,9 @@ or those of the covered texel it copies), so :class:`UVBaker` rasterizes the lay
 the dilation once per (layout, settings); each bake is then one gather (torch, differentiable,
 on the values' device) or one sparse (T*T, V) product (:meth:`UVBaker.bake_uint8`, NumPy).
 :class:`UVBakerCache` keeps one baker per texture size for a layout (the pipeline and rig
-fitters hold one). Building a 1024 x 1024 baker for the 12k-triangle starter head takes about
-0.3 s on a 2-core CPU; a uint8 bake with it then takes a few milliseconds.
+fitters hold one). For the 12k-triangle starter head on one CPU thread (a shared 2-core
+machine): building a 1024 x 1024 baker takes about 1 s, a uint8 bake with it about 20 ms (a
+float torch bake about 0.1 s); at 2048 x 2048 about 4.4 s, 0.1 s and 0.5 s.
 """
 
 from __future__ import annotations
