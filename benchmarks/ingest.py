@@ -10,7 +10,11 @@ Measured (best of N per photo):
   intra-op threads), per photo, grouped by the photo's longer side; its 5 landmarks come with
   the detection at no extra cost;
 * landmarks per face: dlib's 68-point predictor (:class:`facecraft.sdk.photo.landmarker.
-  Dlib68Landmarker`, when installed) on every detected face.
+  Dlib68Landmarker`, when installed) on every detected face;
+* the MediaPipe front-end (:class:`facecraft.sdk.photo.mediapipe_frontend.MediaPipeFrontEnd`,
+  ONNX Runtime, ``--threads`` threads per model): the whole front-end per photo and per face
+  (detection + 468-point mesh + iris), and each stage alone: BlazeFace short range on the photo,
+  the mesh on one face, the iris model on both eyes, the hair model on one face.
 
 Prints a table.
 
@@ -36,7 +40,10 @@ import cv2
 import numpy as np
 
 from facecraft.sdk.photo.detect import DetectorSettings, FaceDetector
+from facecraft.sdk.photo.face_mesh import roi_from_box
+from facecraft.sdk.photo.hair import HairSegmenter
 from facecraft.sdk.photo.landmarker import Dlib68Landmarker
+from facecraft.sdk.photo.mediapipe_frontend import FrontEndSettings, MediaPipeFrontEnd
 
 PHOTOS = Path(__file__).resolve().parents[1].parent / "shared" / "assets" / "photos"
 BUCKETS = [(0, 400), (400, 800), (800, 1200), (1200, 10 ** 9)]
@@ -153,6 +160,7 @@ def main() -> None:
                 ms_f, _ = _best_ms(lambda rgb=rgb, f=f: lm68.landmarks(rgb, f.box), args.repeat)
                 lm_ms.append(ms_f)
 
+    mp = _mediapipe_rows(files, args.threads, args.repeat)
     all_det = [v for vs in det_ms.values() for v in vs]
     print(f"{len(files)} photos, {n_faces} faces, {args.threads} threads, best of "
           f"{args.repeat}\n")
@@ -170,6 +178,39 @@ def main() -> None:
                   f"{np.max(v):9.1f}")
         else:
             print(f"{name:44s} {0:5d} {'-':>9s} {'-':>9s} {'-':>9s}")
+    for name, v in mp:
+        print(f"{name:44s} {len(v):5d} {np.mean(v):9.1f} {np.median(v):9.1f} {np.max(v):9.1f}")
+
+
+def _mediapipe_rows(files: list[Path], threads: int, repeat: int
+                    ) -> list[tuple[str, list[float]]]:
+    """The MediaPipe front-end's rows: whole front-end per photo / per face, and each stage."""
+    fe = MediaPipeFrontEnd(FrontEndSettings(threads=threads))
+    hair = HairSegmenter(fe.models["hair"])
+    short = fe.blazeface["short"]
+    photo_ms, face_ms, det_ms, mesh_ms, iris_ms, hair_ms = [], [], [], [], [], []
+    for path in files:
+        rgb = cv2.cvtColor(cv2.imread(str(path), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+        ms, faces = _best_ms(lambda rgb=rgb: fe.analyze(rgb), repeat)
+        if not faces:
+            continue
+        photo_ms.append(ms)
+        face_ms.append(ms / len(faces))
+        det_ms.append(_best_ms(lambda rgb=rgb: short.detect_window(rgb), repeat)[0])
+        f = faces[0]
+        roi = roi_from_box(f.face.box, f.face.landmarks5[0], f.face.landmarks5[1])
+        mesh_ms.append(_best_ms(lambda rgb=rgb, roi=roi: fe.mesh_model.landmarks(rgb, roi),
+                                repeat)[0])
+        iris_ms.append(_best_ms(lambda rgb=rgb, f=f: fe.iris_model.eyes(rgb, f.points),
+                                repeat)[0])
+        hair_ms.append(_best_ms(lambda rgb=rgb, f=f: hair.probability(rgb, f.face.box),
+                                repeat)[0])
+    return [("MediaPipe front-end, per photo", photo_ms),
+            ("MediaPipe front-end (det+mesh+iris), per face", face_ms),
+            ("  BlazeFace short range, per photo", det_ms),
+            ("  468-point mesh, per face", mesh_ms),
+            ("  iris, both eyes, per face", iris_ms),
+            ("  hair segmentation, per face (not default)", hair_ms)]
 
 
 if __name__ == "__main__":

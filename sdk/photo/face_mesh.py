@@ -214,9 +214,8 @@ class IrisModel:
             img, m = crop(rgb, roi, self.INPUT, mirror=mirror)
             batch.append(img)
             mats.append(m)
-        iris, contours = [], []
-        for img, m in zip(batch, mats, strict=True):  # two eyes: the model takes batch 1
-            c, i = self._run(img[None])[:2]
-            contours.append(_to_photo(np.asarray(c, np.float64).reshape(71, 3), m))
-            iris.append(_to_photo(np.asarray(i, np.float64).reshape(5, 3), m))
+        c, i = self._run(np.stack(batch))[:2]  # both eyes in one batch
+        contours = [_to_photo(np.asarray(c[k], np.float64).reshape(71, 3), mats[k])
+                    for k in range(2)]
+        iris = [_to_photo(np.asarray(i[k], np.float64).reshape(5, 3), mats[k]) for k in range(2)]
         return np.stack(iris).astype(np.float32), np.stack(contours).astype(np.float32)

@@ -179,17 +179,17 @@ class MediaPipeFrontEnd:
         self.settings = settings
         self.models = models or MediaPipeModels(threads=settings.threads)
         specs = {"short": SHORT_RANGE, "full": FULL_RANGE}
-        self._blaze = {n: BlazeFace(self.models[n], specs[n]) for n in ("short", "full")}
-        self._mesh = FaceMeshModel(self.models["mesh"],
+        self.blazeface = {n: BlazeFace(self.models[n], specs[n]) for n in ("short", "full")}
+        self.mesh_model = FaceMeshModel(self.models["mesh"],
                                    MeshSettings(settings.refine_roi, settings.min_presence))
-        self._iris = IrisModel(self.models["iris"]) if settings.iris else None
+        self.iris_model = IrisModel(self.models["iris"]) if settings.iris else None
 
     # -- detection ---------------------------------------------------------------------------
 
     def _search(self, rgb: np.ndarray, names: tuple[str, ...], tiles: bool) -> _Candidates:
         found = _Candidates()
         for name in names:
-            r = self._blaze[name].detect_window(rgb)
+            r = self.blazeface[name].detect_window(rgb)
             found.add(r.boxes, r.keypoints, r.scores, name)
         if tiles:
             found_tiles = self._tiles(rgb)
@@ -207,7 +207,7 @@ class MediaPipeFrontEnd:
         step = t * 3 // 4
         for y0 in sorted({*range(0, max(h - t, 0) + 1, step), max(h - t, 0)}):
             for x0 in sorted({*range(0, max(w - t, 0) + 1, step), max(w - t, 0)}):
-                r = self._blaze["full"].detect_window(rgb, (x0, y0, min(x0 + t, w),
+                r = self.blazeface["full"].detect_window(rgb, (x0, y0, min(x0 + t, w),
                                                             min(y0 + t, h)))
                 found.add(r.boxes, r.keypoints, r.scores, "full+tiles")
         return found
@@ -272,7 +272,7 @@ class MediaPipeFrontEnd:
         for b, k, s, i in zip(mb, mk, ms, mi, strict=True):
             if len(faces) >= st.max_faces:
                 break
-            mesh = self._mesh.landmarks(image, roi_from_box(b, k[0], k[1]))
+            mesh = self.mesh_model.landmarks(image, roi_from_box(b, k[0], k[1]))
             if mesh.presence < st.min_presence:
                 continue
             if back is not None:
@@ -280,8 +280,8 @@ class MediaPipeFrontEnd:
             if any(_mesh_iou(mesh.points, f.points) > 0.5 for f in faces):
                 continue
             iris = contours = None
-            if self._iris is not None:
-                iris, contours = self._iris.eyes(rgb, mesh.points)
+            if self.iris_model is not None:
+                iris, contours = self.iris_model.eyes(rgb, mesh.points)
             mesh = FaceMeshResult(mesh.points, mesh.presence, mesh.roi, iris, contours)
             record = Face(box=np.asarray(b, np.float64), score=float(s),
                           landmarks5=five_from_mesh(mesh.points, iris))
@@ -304,7 +304,7 @@ class MediaPipeFrontEnd:
             raise InvalidInputError(f"box must be a finite (x0, y0, x1, y1) with x1 > x0 and "
                                     f"y1 > y0, got {box}")
         y = (box[1] + box[3]) / 2
-        mesh = self._mesh.landmarks(rgb, roi_from_box(box, np.array([box[0], y]),
+        mesh = self.mesh_model.landmarks(rgb, roi_from_box(box, np.array([box[0], y]),
                                                       np.array([box[2], y])))
         return mesh.points[:, :2].astype(np.float64)
 
