@@ -46,7 +46,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -59,6 +59,9 @@ from facecraft.sdk.rigs.correspondence import (
     model_content_hash,
 )
 from facecraft.sdk.rigs.rig import Rig, SliderSpec, arkit_name
+
+if TYPE_CHECKING:
+    from facecraft.sdk.render.texture import UVBakerCache
 
 __all__ = [
     "RigFitSettings",
@@ -193,6 +196,7 @@ class RigFitter:
         self.model = model
         self.rig = rig
         self.settings = RigFitSettings() if settings is None else settings
+        self._uv_bakers: UVBakerCache | None = None  # transfer_texture's, built on first use
         corr = correspondence if correspondence is not None else load_or_build_correspondence(
             model, rig, correspondence_settings, cache_dir=cache_dir, use_cache=use_cache)
         want = f"{model_content_hash(model)[:16]}-{rig.content_hash[:16]}-"
@@ -223,6 +227,7 @@ class RigFitter:
         if s.shape != self.model.mean_shape.shape or not np.isfinite(s).all():
             raise InvalidInputError(f"expected face vertices {self.model.mean_shape.shape} of "
                                     f"model {self.model.name!r} (finite, metres), got {s.shape}")
+        check_face_plausible(s, self.model.mean_shape, self.model.name)
         corr = self.correspondence
         if self.settings.transfer == "delta":
             return self.rig.vertices + corr.transfer_deltas(s - self.model.mean_shape)
@@ -368,9 +373,8 @@ class RigFitter:
         """
         from facecraft.sdk.render.texture import (
             BakeSettings,
+            UVBakerCache,
             UVLayout,
-            bake_texture,
-            dilate_texture,
             sample_texture,
         )
 
@@ -378,7 +382,10 @@ class RigFitter:
         if not len(rig.uvs):
             raise InvalidInputError(f"rig {rig.name!r} has no UV layout to bake a texture into")
         settings = BakeSettings() if settings is None else settings
-        layout = UVLayout(rig.triangles, rig.uvs, rig.triangles, rig.num_vertices)
+        if self._uv_bakers is None:  # the rig layout's bakers, one per settings, built once
+            self._uv_bakers = UVBakerCache(
+                UVLayout(rig.triangles, rig.uvs, rig.triangles, rig.num_vertices))
+        baker = self._uv_bakers.baker(settings)
         if texture is None:
             if vertex_colors is None:
                 raise InvalidInputError("give vertex_colors or texture")
@@ -386,8 +393,7 @@ class RigFitter:
             if vc.shape != (model.num_vertices, 3) or not np.isfinite(vc).all():
                 raise InvalidInputError(f"expected vertex_colors ({model.num_vertices}, 3) in "
                                         f"[0, 1], got {vc.shape}")
-            img = bake_texture(layout, np.clip(corr.apply(vc), 0, 1), settings).image
-            return _to_u8(img.numpy())
+            return baker.bake_uint8(np.clip(corr.apply(vc), 0, 1))
         tex = np.asarray(texture)
         if tex.ndim != 3 or tex.shape[2] < 3:
             raise InvalidInputError(f"expected texture (H, W, 3), got {tex.shape}")
@@ -402,8 +408,7 @@ class RigFitter:
             vc = np.clip(corr.apply(np.asarray(vertex_colors, np.float64)), 0, 1)
         else:
             vc = sample_texture(tex, src_uv, tile=texture_tile).astype(np.float64)
-        raw = BakeSettings(size=settings.size, dilate=0, tile=settings.tile)
-        bake = bake_texture(layout, np.concatenate([src_uv, vc], 1), raw)
+        bake = baker.bake(np.concatenate([src_uv, vc], 1), dilate=False)
         img = bake.image.numpy()
         mask = bake.mask.numpy()
         tid = bake.triangle_id.numpy()
@@ -417,9 +422,50 @@ class RigFitter:
         out[mask] = img[mask, 2:5]
         if use_uv.any():
             out[use_uv] = sample_texture(tex, img[use_uv, :2], tile=texture_tile)
-        if settings.dilate:
-            out = dilate_texture(out, mask, settings.dilate)
-        return _to_u8(out)
+        return _to_u8(baker.dilate(out))
+
+
+#: A face's size (RMS distance of its vertices from their centroid) may be this many times
+#: smaller or larger than the model's mean face; beyond, it is not a face in metres.
+PLAUSIBLE_SCALE = 3.0
+#: Each principal extent (singular value of the centred vertices) must be at least this fraction
+#: of the mean face's: a flat, line-like or collapsed shape is degenerate.
+MIN_EXTENT_FRACTION = 0.2
+
+
+def check_face_plausible(vertices: np.ndarray, mean_shape: np.ndarray, model: str = "") -> None:
+    """Refuse a face shape that cannot be a face of the model in metres.
+
+    Args:
+        vertices: (V, 3) float, finite, metres, model frame.
+        mean_shape: (V, 3) the face model's mean shape (metres).
+        model: the model's name, for the message.
+
+    Raises:
+        InvalidInputError: a collapsed or flat shape (all zero, constant, planar), or one whose
+            size is more than :data:`PLAUSIBLE_SCALE` times off the model's mean face (e.g.
+            millimetres, or values like 1e30).
+    """
+    def extents(v: np.ndarray) -> np.ndarray:  # RMS extent along each principal axis, m
+        c = v - v.mean(0)
+        m = max(float(np.abs(c).max()), 1e-300)  # scaled first: 1e30-sized input stays finite
+        cov = (c / m).T @ (c / m) / len(c)
+        return np.sqrt(np.clip(np.linalg.eigvalsh(cov), 0.0, None)) * m
+
+    got = extents(np.asarray(vertices, np.float64))
+    ref = extents(np.asarray(mean_shape, np.float64))
+    size, ref_size = float(np.linalg.norm(got)), float(np.linalg.norm(ref))
+    name = f" {model!r}" if model else ""
+    if not (ref_size / PLAUSIBLE_SCALE <= size <= ref_size * PLAUSIBLE_SCALE):
+        raise InvalidInputError(
+            f"the face's size ({size:.3g} m RMS from its centre) is not plausible for the face "
+            f"model{name} (its mean face: {ref_size:.3g} m); send neutral vertices in metres, "
+            "as Reconstruct returns them")
+    if (got < MIN_EXTENT_FRACTION * ref).any():
+        raise InvalidInputError(
+            f"the face shape is degenerate (principal extents {np.round(got, 4).tolist()} m, "
+            f"the mean face's {np.round(ref, 4).tolist()} m: collapsed or flat); send the "
+            "neutral vertices of a reconstruction")
 
 
 def _to_u8(img: np.ndarray) -> np.ndarray:

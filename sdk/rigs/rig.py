@@ -225,10 +225,13 @@ class Rig:
 
     @functools.cached_property
     def content_hash(self) -> str:
-        """sha256 (hex) of the geometry, morph targets and landmark definition."""
+        """sha256 (hex) of the geometry, morph targets and landmark definition.
+
+        Signed zeros count as zero (``-0.0`` and ``0.0`` hash alike): a sparse morph target
+        written to a GLB reads back its zero deltas as ``+0.0``."""
         h = hashlib.sha256()
-        for a in (self.vertices, self.triangles.astype(np.int64), self.targets,
-                  self.landmark_faces, self.landmark_bary.astype(np.float64)):
+        for a in (self.vertices + 0.0, self.triangles.astype(np.int64), self.targets + 0.0,
+                  self.landmark_faces, self.landmark_bary.astype(np.float64) + 0.0):
             h.update(str(a.shape).encode())
             h.update(np.ascontiguousarray(a).tobytes())
         h.update("\0".join(self.target_names).encode())

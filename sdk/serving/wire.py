@@ -10,26 +10,29 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
-from typing import Any
 
 import numpy as np
+from google.protobuf.internal.containers import RepeatedScalarFieldContainer
 
 from facecraft.sdk._proto import facecraft_pb2 as pb
 from facecraft.sdk.errors import InvalidInputError
+from facecraft.sdk.photo.detection import Face
 from facecraft.sdk.photo.image_io import DecodedImage
 from facecraft.sdk.pipeline.pipeline import FaceCraft, FaceResult
 from facecraft.sdk.render.cameras import PerspectiveCamera
+from facecraft.sdk.render.texture import (  # the one texture-size range (re-exported)
+    MAX_TEXTURE_SIZE,
+    MIN_TEXTURE_SIZE,
+    BakeSettings,
+)
 from facecraft.sdk.rigs.create import RiggedFace
-from facecraft.sdk.rigs.materials import MaterialParams
+from facecraft.sdk.rigs.material_params import MaterialParams
 from facecraft.sdk.rigs.rig import Rig
 
 __all__ = ["MIN_TEXTURE_SIZE", "MAX_TEXTURE_SIZE", "CallOptions", "call_options", "photo_info",
            "face_message", "detection", "encode_png", "model_info", "facecraft_version", "rig_info",
            "rig_texture_size", "face_shape", "fit_rig_response", "material_parameters"]
 
-#: Texture sides (texels) a request may ask for; the pipeline's baking range.
-MIN_TEXTURE_SIZE = 256
-MAX_TEXTURE_SIZE = 2048
 
 _UNITS = {"identity": "unit variance", "expression": "blendshape weight or unit variance",
           "albedo": "unit variance", "angles": "radians (pitch, yaw, roll)",
@@ -79,11 +82,11 @@ def call_options(msg: pb.ReconstructOptions, default_texture_size: int) -> CallO
                        camera_vertices=msg.camera_vertices)
 
 
-def _floats(field, a: np.ndarray) -> None:
+def _floats(field: RepeatedScalarFieldContainer[float], a: np.ndarray) -> None:
     field.extend(np.asarray(a, np.float32).ravel().tolist())
 
 
-def _ints(field, a: np.ndarray) -> None:
+def _ints(field: RepeatedScalarFieldContainer[int], a: np.ndarray) -> None:
     field.extend(np.asarray(a, np.int64).ravel().tolist())
 
 
@@ -118,8 +121,9 @@ def _mesh(vertices: np.ndarray, normals: np.ndarray | None, triangles: np.ndarra
     return m
 
 
-def detection(det: Any) -> pb.Detection:
-    """A :class:`~facecraft.sdk.pipeline.pipeline.Detection` as a :class:`Detection` message."""
+def detection(det: Face) -> pb.Detection:
+    """A detected :class:`~facecraft.sdk.photo.detection.Face` as a :class:`Detection`
+    message."""
     x0, y0, x1, y1 = (float(v) for v in det.box)
     msg = pb.Detection(x0=x0, y0=y0, x1=x1, y1=y1, score=float(det.score))
     _floats(msg.landmarks5, det.landmarks5)
@@ -148,7 +152,9 @@ def face_message(craft: FaceCraft, face: FaceResult, opts: CallOptions) -> pb.Fa
     if opts.texture_size:
         tex = face.texture
         if tex is None or tex.shape[0] != opts.texture_size:
-            tex = craft.bake(face.fine_albedo, opts.texture_size)
+            size = opts.texture_size  # the face model's baker for this size, built once
+            bake = BakeSettings(size=size, dilate=min(craft.settings.texture_dilate, size))
+            tex = craft.bakers.baker(bake).bake_uint8(face.fine_albedo)
         msg.texture.png = encode_png(tex)
         msg.texture.size = int(tex.shape[0])
     if opts.vertex_colors:
