@@ -17,6 +17,18 @@ from typing import TYPE_CHECKING
 from facecraft.sdk._lazy import attach
 
 _EXPORTS = {
+    "MeshDetector": "photo.protocols",
+    "MediaPipeFrontEnd": "photo.mediapipe_frontend",
+    "FrontEndSettings": "photo.mediapipe_frontend",
+    "FaceLandmarks": "photo.mediapipe_frontend",
+    "RegionMasks": "photo.mesh_regions",
+    "region_masks": "photo.mesh_regions",
+    "region_polygons": "photo.mesh_regions",
+    "HairSegmenter": "photo.hair",
+    "IBUG68_FROM_MESH468": "photo.landmarks",
+    "DetectedFace": "pipeline.pipeline",
+    "MeshLandmarks": "models.mesh_landmarks",
+    "load_or_build_mesh_landmarks": "models.mesh_landmarks",
     "AlignedFace": "photo.align",
     "align_face": "photo.align",
     "five_from_68": "photo.align",
@@ -141,6 +153,10 @@ if TYPE_CHECKING:  # the same names, for type checkers and IDEs
         MeshGraph,
         build_mesh_graph,
     )
+    from facecraft.sdk.models.mesh_landmarks import (  # noqa: F401
+        MeshLandmarks,
+        load_or_build_mesh_landmarks,
+    )
     from facecraft.sdk.models.model_file import (  # noqa: F401
         load_model,
         read_model_info,
@@ -171,6 +187,9 @@ if TYPE_CHECKING:  # the same names, for type checkers and IDEs
         refine_skin_mask,
         skin_mask_from_landmarks,
     )
+    from facecraft.sdk.photo.hair import (  # noqa: F401
+        HairSegmenter,
+    )
     from facecraft.sdk.photo.image_io import (  # noqa: F401
         DecodedImage,
         ImageDecodeError,
@@ -188,9 +207,23 @@ if TYPE_CHECKING:  # the same names, for type checkers and IDEs
         Dlib68Landmarker,
         nme,
     )
+    from facecraft.sdk.photo.landmarks import (  # noqa: F401
+        IBUG68_FROM_MESH468,
+    )
+    from facecraft.sdk.photo.mediapipe_frontend import (  # noqa: F401
+        FaceLandmarks,
+        FrontEndSettings,
+        MediaPipeFrontEnd,
+    )
+    from facecraft.sdk.photo.mesh_regions import (  # noqa: F401
+        RegionMasks,
+        region_masks,
+        region_polygons,
+    )
     from facecraft.sdk.photo.protocols import (  # noqa: F401
         Detector,
         Landmarker,
+        MeshDetector,
     )
     from facecraft.sdk.pipeline.coeff_layout import (  # noqa: F401
         CoeffLayout,
@@ -200,6 +233,7 @@ if TYPE_CHECKING:  # the same names, for type checkers and IDEs
         load_package,
     )
     from facecraft.sdk.pipeline.pipeline import (  # noqa: F401
+        DetectedFace,
         FaceCraft,
         FaceResult,
         PipelineSettings,

@@ -26,9 +26,15 @@ import warnings
 from collections.abc import Sequence
 from importlib.metadata import entry_points
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from facecraft.sdk.errors import FaceCraftError
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from facecraft.sdk.photo.mediapipe_frontend import MediaPipeFrontEnd
+    from facecraft.sdk.photo.protocols import Detector, Landmarker
 
 __all__ = ["main", "build_parser", "command_group"]
 
@@ -198,19 +204,72 @@ def _add_models(sub: argparse._SubParsersAction) -> None:
 
 
 def _cmd_eval_landmarks(args: argparse.Namespace) -> int:
+
     from facecraft.sdk.photo.detect import DetectorSettings, FaceDetector
     from facecraft.sdk.photo.landmark_eval import evaluate_landmarks, format_eval_table
     from facecraft.sdk.photo.landmarker import Dlib68Landmarker
+    from facecraft.sdk.photo.landmarks import IBUG68_FROM_MESH468
+    from facecraft.sdk.photo.mediapipe_frontend import FrontEndSettings, MediaPipeFrontEnd
 
     detector = FaceDetector(DetectorSettings(threads=args.threads))
+    front = MediaPipeFrontEnd(FrontEndSettings(small_faces=True, threads=args.threads))
     landmarkers = {}
     if Dlib68Landmarker.available():
         landmarkers["dlib-68pt"] = Dlib68Landmarker()
     else:
         print("note: dlib-68pt skipped (pip install -e '.[landmarks68]')", file=sys.stderr)
-    rows = evaluate_landmarks(args.annotations, detector, landmarkers, progress=not args.quiet)
-    print(format_eval_table(rows))
+    ids = list(IBUG68_FROM_MESH468)
+
+    def mesh68(rgb: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
+        return [(f.face.box, f.points[ids, :2]) for f in front.analyze(rgb)]
+
+    out: list[str] = []
+    if args.annotations is not None:
+        rows = evaluate_landmarks(args.annotations, detector, landmarkers,
+                                  progress=not args.quiet,
+                                  end_to_end={"mediapipe-468 as 68": mesh68})
+        out.append(format_eval_table(rows))
+    if args.templates is not None:
+        out.append(_template_table(args, detector, front, landmarkers))
+    if not out:
+        raise UsageError("give ANNOTATIONS.json and/or --templates PHOTOS_DIR")
+    print("\n\n".join(out))
     return 0
+
+
+def _template_table(args: argparse.Namespace, detector: Detector, front: MediaPipeFrontEnd,
+                    landmarkers: dict[str, Landmarker]) -> str:
+    """The named-point table on the London/Canada 189-point templates (validation people)."""
+    import numpy as np  # noqa: F811
+
+    from facecraft.sdk.photo.detection import largest_face
+    from facecraft.sdk.photo.template_eval import evaluate_templates, format_template_table
+
+    def mediapipe(rgb: np.ndarray) -> np.ndarray | None:
+        faces = front.analyze(rgb)
+        if not faces:
+            return None
+        m = faces[0].mesh
+        return m.points[:, :2] if m.iris is None else np.concatenate([m.points[:, :2],
+                                                                      m.iris[:, 0, :2]])
+
+    def mtcnn5(rgb: np.ndarray) -> np.ndarray | None:
+        f = largest_face(detector.detect(rgb))
+        return None if f is None else f.landmarks5
+
+    methods: dict[str, object] = {"mediapipe-468+iris": mediapipe,
+                                  "mtcnn-5pt": (mtcnn5, (0, 1, 87, 93))}
+    for name, lmk in landmarkers.items():
+        def run(rgb: np.ndarray, lmk: Landmarker = lmk) -> np.ndarray | None:
+            f = largest_face(detector.detect(rgb))
+            if f is None:
+                return None
+            pts = lmk.landmarks(rgb, f.box)
+            eyes = [pts[36:42].mean(0), pts[42:48].mean(0)] if len(pts) == 68 else []
+            return np.concatenate([pts, np.asarray(eyes).reshape(-1, 2)])
+        methods[name] = run
+    rows = evaluate_templates(methods, args.templates)
+    return format_template_table(rows)
 
 
 def _add_eval(sub: argparse._SubParsersAction) -> None:
@@ -219,11 +278,17 @@ def _add_eval(sub: argparse._SubParsersAction) -> None:
     esub = ev.add_subparsers(dest="eval_command", metavar="COMMAND", required=True)
     p = esub.add_parser(
         "landmarks", help="landmark NME of every available landmarker",
-        description="Detect faces in every annotated photo and report the inter-ocular NME of "
-                    "the detector's 5 points and of each 68-point landmarker, ground-truth and "
-                    "model-prediction annotations apart.")
-    p.add_argument("annotations", type=Path, metavar="ANNOTATIONS.json",
+        description="Detect faces in every annotated photo and report the box-normalised and "
+                    "inter-ocular NME of the detector's 5 points, each 68-point landmarker and "
+                    "the MediaPipe front-end (its 468 points read as 68), ground-truth and "
+                    "model-prediction annotations apart; with --templates, the error of named "
+                    "points on the London/Canada 189-point templates of the validation people "
+                    "(in % of the outer-eye-corner distance; each method's point for each "
+                    "template point chosen on the training people).")
+    p.add_argument("annotations", type=Path, nargs="?", metavar="ANNOTATIONS.json",
                    help="e.g. ../shared/assets/landmarks68.json (paths relative to it)")
+    p.add_argument("--templates", type=Path, metavar="PHOTOS_DIR",
+                   help="the shared photos folder (london-faces/, canada-faces/)")
     p.add_argument("--threads", type=int, default=2, help="inference threads")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(handler=_cmd_eval_landmarks)
@@ -320,7 +385,8 @@ def _cmd_create(args: argparse.Namespace) -> int:
     # gathers) are many small ops that one thread runs fastest, especially on shared cores;
     # --threads goes to the ONNX Runtime sessions, where the work is.
     torch.set_num_threads(1)
-    settings = PipelineSettings(all_faces=args.all_faces, texture_size=args.texture_size)
+    settings = PipelineSettings(all_faces=args.all_faces, texture_size=args.texture_size,
+                                front_end=args.detector)
     rig = None
     if args.rig is not None:  # a bad rig fails before the networks load
         from facecraft.sdk.rigs.registry import resolve_rig
@@ -395,6 +461,9 @@ def _add_create(sub: argparse._SubParsersAction) -> None:
                    help="a .fcpkg model package (default: the built-in one)")
     p.add_argument("--all-faces", action="store_true",
                    help="every face of each photo, not only the largest")
+    p.add_argument("--detector", choices=("mediapipe", "mtcnn"), default="mediapipe",
+                   help="photo front-end: MediaPipe's detector + 468-point mesh + iris "
+                        "(default), or MTCNN's 5 points")
     p.add_argument("--texture-size", type=_texture_size, default=DEFAULT_TEXTURE_SIZE,
                    metavar="N", help=f"UV texture side in texels, {MIN_TEXTURE_SIZE}-"
                                      f"{MAX_TEXTURE_SIZE} (default {DEFAULT_TEXTURE_SIZE})")

@@ -25,6 +25,7 @@ __all__ = [
     "ReconstructOptions",
     "FaceCraftRpcError",
     "PhotoInfo",
+    "PhotoLandmarks",
     "Detection",
     "Coefficients",
     "Pose",
@@ -187,6 +188,8 @@ class Face:
         vertex_colors: (V, 3) RGB in [0, 1] (None unless asked).
         albedo_source: ``"refiner"`` or ``"photo"``.
         vertices_camera: (V, 3) metres, camera view frame (None unless asked).
+        photo_landmarks: the server front-end's 468-point mesh, iris and region outlines in
+            photo pixels, or None (an MTCNN server).
     """
 
     face_index: int
@@ -204,10 +207,41 @@ class Face:
     vertex_colors: np.ndarray | None
     albedo_source: str
     vertices_camera: np.ndarray | None
+    photo_landmarks: PhotoLandmarks | None = None
 
     def texture(self) -> np.ndarray | None:
         """The texture as a (T, T, 3) uint8 RGB array (row 0 = v 1), or None."""
         return _decode_png(self.texture_png)
+
+
+@dataclass(frozen=True, eq=False)
+class PhotoLandmarks:
+    """What the server's MediaPipe front-end measured on the photo (photo pixels, x right,
+    y down).
+
+    Attributes:
+        mesh: (468, 3) float32; z is relative depth on the x scale (smaller = nearer).
+        presence: face-presence probability in [0, 1].
+        iris: (2, 5, 2) float32 (subject's right eye, then left; centre then 4 rim points), or
+            None.
+        regions: name -> list of (K, 2) float32 closed polygons (face_oval, lips_outer,
+            lips_inner, eyes, brows, nose, iris).
+        detector: which detector found the face (``"short"``, ``"full+tiles"``, ...).
+    """
+
+    mesh: np.ndarray
+    presence: float
+    iris: np.ndarray | None
+    regions: dict[str, list[np.ndarray]]
+    detector: str
+
+
+def _photo_landmarks(m: pb.PhotoLandmarks) -> PhotoLandmarks:
+    regions: dict[str, list[np.ndarray]] = {}
+    for r in m.regions:
+        regions.setdefault(r.name, []).append(_f32(r.points, 2))
+    iris = _f32(m.iris, 2).reshape(2, 5, 2) if len(m.iris) else None
+    return PhotoLandmarks(_f32(m.mesh, 3), float(m.presence), iris, regions, m.detector)
 
 
 @dataclass(frozen=True)
@@ -421,6 +455,8 @@ def _face(m: pb.Face) -> Face:
         albedo_source={pb.ALBEDO_SOURCE_REFINER: "refiner",
                        pb.ALBEDO_SOURCE_PHOTO: "photo"}.get(m.albedo_source, "unspecified"),
         vertices_camera=_f32(m.vertices_camera, 3) if len(m.vertices_camera) else None,
+        photo_landmarks=(_photo_landmarks(m.photo_landmarks) if m.HasField("photo_landmarks")
+                         else None),
     )
 
 

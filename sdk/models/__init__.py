@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING
 from facecraft.sdk._lazy import attach
 
 _EXPORTS = {
+    "MeshLandmarks": "mesh_landmarks",
+    "load_or_build_mesh_landmarks": "mesh_landmarks",
     "load_default_model": "default_model",
     "resolve_model": "default_model",
     "import_model": "importers",
@@ -42,6 +44,10 @@ if TYPE_CHECKING:  # the same names, for type checkers and IDEs
         GraphLevel,
         MeshGraph,
         build_mesh_graph,
+    )
+    from facecraft.sdk.models.mesh_landmarks import (  # noqa: F401
+        MeshLandmarks,
+        load_or_build_mesh_landmarks,
     )
     from facecraft.sdk.models.model_file import (  # noqa: F401
         load_model,

@@ -11,6 +11,15 @@ from typing import TYPE_CHECKING
 from facecraft.sdk._lazy import attach
 
 _EXPORTS = {
+    "MeshDetector": "protocols",
+    "MediaPipeFrontEnd": "mediapipe_frontend",
+    "FrontEndSettings": "mediapipe_frontend",
+    "FaceLandmarks": "mediapipe_frontend",
+    "RegionMasks": "mesh_regions",
+    "region_masks": "mesh_regions",
+    "region_polygons": "mesh_regions",
+    "HairSegmenter": "hair",
+    "IBUG68_FROM_MESH468": "landmarks",
     "AlignedFace": "align",
     "align_face": "align",
     "five_from_68": "align",
@@ -57,6 +66,9 @@ if TYPE_CHECKING:  # the same names, for type checkers and IDEs
         refine_skin_mask,
         skin_mask_from_landmarks,
     )
+    from facecraft.sdk.photo.hair import (  # noqa: F401
+        HairSegmenter,
+    )
     from facecraft.sdk.photo.image_io import (  # noqa: F401
         DecodedImage,
         ImageDecodeError,
@@ -74,7 +86,21 @@ if TYPE_CHECKING:  # the same names, for type checkers and IDEs
         Dlib68Landmarker,
         nme,
     )
+    from facecraft.sdk.photo.landmarks import (  # noqa: F401
+        IBUG68_FROM_MESH468,
+    )
+    from facecraft.sdk.photo.mediapipe_frontend import (  # noqa: F401
+        FaceLandmarks,
+        FrontEndSettings,
+        MediaPipeFrontEnd,
+    )
+    from facecraft.sdk.photo.mesh_regions import (  # noqa: F401
+        RegionMasks,
+        region_masks,
+        region_polygons,
+    )
     from facecraft.sdk.photo.protocols import (  # noqa: F401
         Detector,
         Landmarker,
+        MeshDetector,
     )

@@ -7,13 +7,16 @@
 
 from __future__ import annotations
 
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 import numpy as np
 
 from facecraft.sdk.photo.detection import Face
 
-__all__ = ["Detector", "Landmarker"]
+if TYPE_CHECKING:
+    from facecraft.sdk.photo.mediapipe_frontend import FaceLandmarks
+
+__all__ = ["Detector", "Landmarker", "MeshDetector"]
 
 
 @runtime_checkable
@@ -49,4 +52,14 @@ class Landmarker(Protocol):
         Returns:
             (num_points, 2) float64 photo pixels.
         """
+        ...
+
+
+@runtime_checkable
+class MeshDetector(Detector, Protocol):
+    """A detector that also measures each face's 468-point mesh (the MediaPipe front-end);
+    the pipeline then keeps the mesh, iris and presence with each face."""
+
+    def analyze(self, rgb: np.ndarray) -> list[FaceLandmarks]:
+        """Every face with its mesh, largest first (empty when there is none)."""
         ...

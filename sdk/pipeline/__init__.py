@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 from facecraft.sdk._lazy import attach
 
 _EXPORTS = {
+    "DetectedFace": "pipeline",
     "CoeffLayout": "coeff_layout",
     "ModelPackage": "package",
     "load_package": "package",
@@ -33,6 +34,7 @@ if TYPE_CHECKING:  # the same names, for type checkers and IDEs
         load_package,
     )
     from facecraft.sdk.pipeline.pipeline import (  # noqa: F401
+        DetectedFace,
         FaceCraft,
         FaceResult,
         PipelineSettings,

@@ -3,7 +3,7 @@
 Stages, each a method returning a named result (so benchmarks and callers can run them apart)::
 
     decode      bytes / path / array        -> DecodedImage              (image_io)
-    detect      photo                       -> [Face]               (MTCNN, ONNX Runtime CPU)
+    detect      photo                       -> [DetectedFace]       (MediaPipe mesh or MTCNN, ORT)
     align       photo, detections           -> [AlignedFace] crops       (5-point similarity)
     regress     (N, S, S, 3) crops          -> (N, K) coefficients       (package regressor, ORT)
     geometry    coefficients                -> shape, pose, albedo, SH   (face model, torch)
@@ -59,7 +59,12 @@ from facecraft.sdk.photo.detect import DetectorSettings, FaceDetector
 from facecraft.sdk.photo.detection import Face
 from facecraft.sdk.photo.image_io import MAX_BYTES, DecodedImage, decode_image
 from facecraft.sdk.photo.ingest import NoFaceError
-from facecraft.sdk.photo.protocols import Detector
+from facecraft.sdk.photo.mediapipe_frontend import (
+    FaceLandmarks,
+    FrontEndSettings,
+    MediaPipeFrontEnd,
+)
+from facecraft.sdk.photo.protocols import Detector, MeshDetector
 from facecraft.sdk.pipeline.coeff_layout import CoeffLayout
 from facecraft.sdk.pipeline.package import ModelPackage, load_package
 from facecraft.sdk.pipeline.runtime import OrtModel, RuntimeSettings
@@ -81,12 +86,17 @@ __all__ = [
     "Geometry",
     "PhotoSamples",
     "FaceResult",
+    "DetectedFace",
+    "FRONT_ENDS",
     "FaceCraft",
     "ImageInput",
 ]
 
 ImageInput = str | os.PathLike | bytes | bytearray | memoryview | np.ndarray | DecodedImage
 COEFFICIENTS_FORMAT = "facecraft.coefficients"
+#: The built-in photo front-ends: MediaPipe's detector + 468-point mesh + iris (Apache-2.0,
+#: vendored ONNX; the default) and MTCNN (5 points).
+FRONT_ENDS = ("mediapipe", "mtcnn")
 
 
 @dataclass(frozen=True)
@@ -108,9 +118,13 @@ class PipelineSettings:
         depth_tolerance: metres a vertex may lie behind the depth buffer and still be visible.
         min_irradiance: floor of the SH irradiance when de-lighting photo colours.
         max_pixels: decoder limit (decompression bombs).
-        detector: face-detector settings (its ``threads`` is replaced by :class:`FaceCraft`'s).
-            The default skips faces under 40 px (``min_face_size=40``): they give no usable
-            texture, and the detector's largest pyramid levels (half its time) only serve them.
+        front_end: the built-in photo front-end (:data:`FRONT_ENDS`): ``"mediapipe"``
+            (BlazeFace, the 468-point mesh and iris; alignment from the mesh's eye centres, nose
+            tip and mouth corners) or ``"mtcnn"`` (its 5 points).
+        detector: MTCNN's settings, for ``front_end="mtcnn"`` (its ``threads`` is replaced by
+            :class:`FaceCraft`'s). The default skips faces under 40 px (``min_face_size=40``):
+            they give no usable texture, and the detector's largest pyramid levels (half its
+            time) only serve them.
     """
 
     all_faces: bool = False
@@ -122,9 +136,13 @@ class PipelineSettings:
     min_irradiance: float = 0.1
     max_pixels: int = 40_000_000
     max_bytes: int = MAX_BYTES
+    front_end: str = "mediapipe"
     detector: DetectorSettings = DetectorSettings(min_face_size=40)
 
     def __post_init__(self) -> None:
+        if self.front_end not in FRONT_ENDS:
+            raise InvalidInputError(f"front_end must be one of {FRONT_ENDS}, got "
+                                    f"{self.front_end!r}")
         check_texture_size(self.texture_size, "texture_size", allow_zero=True)
         if not 0 <= self.texture_dilate <= 256:
             raise InvalidInputError(f"texture_dilate must be in [0, 256], got "
@@ -144,6 +162,19 @@ class PipelineSettings:
 
 
 # --------------------------------------------------------------------------- stage outputs
+@dataclass(frozen=True, eq=False)
+class DetectedFace:
+    """One face the front-end found.
+
+    Attributes:
+        face: the detection record (box, score, the 5 alignment points).
+        landmarks: the MediaPipe mesh, iris and presence, or None with a plain detector.
+    """
+
+    face: Face
+    landmarks: FaceLandmarks | None = None
+
+
 @dataclass(frozen=True)
 class FaceCoefficients:
     """One face's 3DMM coefficients (float32 NumPy).
@@ -248,6 +279,8 @@ class FaceResult:
         pose_deg: (3,) float32 ``(pitch, yaw, roll)`` degrees.
         rotation: (3, 3) float32 model -> world rotation. translation: (3,) float32 metres.
         texture: (T, T, 3) uint8 UV texture (row 0 = v 1), seams dilated; None if not baked.
+        photo_landmarks: what the MediaPipe front-end measured on the photo (468-point mesh,
+            iris, presence), or None with another detector.
     """
 
     source: str
@@ -274,6 +307,7 @@ class FaceResult:
     rotation: np.ndarray
     translation: np.ndarray
     texture: np.ndarray | None
+    photo_landmarks: FaceLandmarks | None = None
 
     def coefficients_json(self, package: ModelPackage | None = None) -> dict[str, object]:
         """A JSON-able record: coefficients, units, pose, detection, landmarks, provenance.
@@ -294,6 +328,14 @@ class FaceResult:
             "landmarks": [[float(x), float(y)] for x, y in self.landmarks],
             "fine_texture": self.fine_source,
         }
+        if self.photo_landmarks is not None:
+            m = self.photo_landmarks.mesh
+            out["photo_landmarks"] = {
+                "detector": self.photo_landmarks.detector, "presence": float(m.presence),
+                "mesh468": np.round(m.points.astype(np.float64), 2).tolist(),
+                "iris": None if m.iris is None else np.round(m.iris[..., :2].astype(np.float64),
+                                                             2).tolist(),
+                "units": "photo pixels (x right, y down); mesh z: relative depth, x scale"}
         if package is not None:
             ref = package.face_model_ref
             out["face_model"] = {"name": ref.name, "content_sha256": ref.content_sha256}
@@ -378,8 +420,10 @@ class FaceCraft:
         runtime: full session settings (overrides ``providers`` and ``threads``).
         cache_dir: where the built-in face model is cached.
         detector: any :class:`~facecraft.sdk.photo.protocols.Detector` (its faces' 5 points
-            drive the alignment); None = MTCNN (:class:`~facecraft.sdk.photo.detect.
-            FaceDetector`) with ``settings.detector``.
+            drive the alignment; a :class:`~facecraft.sdk.photo.protocols.MeshDetector` also
+            gives each face its mesh); None = the ``settings.front_end``: the MediaPipe
+            front-end, or MTCNN (:class:`~facecraft.sdk.photo.detect.FaceDetector`) with
+            ``settings.detector``.
 
     Raises:
         ModelFileError: an invalid package. DetectorUnavailableError: no MTCNN weights.
@@ -408,7 +452,10 @@ class FaceCraft:
         self.regressor = OrtModel(self.package.regressor, self.runtime)
         refiner = self.package.refiner
         self.refiner = OrtModel(refiner, self.runtime) if refiner is not None else None
-        if detector is None:
+        if detector is None and settings.front_end == "mediapipe":
+            detector = MediaPipeFrontEnd(FrontEndSettings(small_faces=settings.all_faces,
+                                                          threads=threads or 2))
+        elif detector is None:
             det = settings.detector
             if threads is not None:
                 det = dataclasses.replace(det, threads=threads)
@@ -436,7 +483,20 @@ class FaceCraft:
         Raises:
             NoFaceError: no face found.
         """
-        found = self.detector.detect(photo.to_uint8())
+        return [d.face for d in self.detect_faces(photo, all_faces=all_faces)]
+
+    def detect_faces(self, photo: DecodedImage, *, all_faces: bool | None = None
+                     ) -> list[DetectedFace]:
+        """:meth:`detect` with each face's mesh where the detector measures one.
+
+        Raises:
+            NoFaceError: no face found.
+        """
+        rgb = photo.to_uint8()
+        if isinstance(self.detector, MeshDetector):
+            found = [DetectedFace(f.face, f) for f in self.detector.analyze(rgb)]
+        else:
+            found = [DetectedFace(f) for f in self.detector.detect(rgb)]
         if not found:
             h, w = photo.size
             raise NoFaceError(f"no face found in {photo.source} ({w}x{h} px); use a photo with "
@@ -623,15 +683,15 @@ class FaceCraft:
         st = self.settings
         faces: list[list[FaceResult]] = [[] for _ in images]
         failed: dict[int, FaceCraftError] = {}
-        todo: list[tuple[int, DecodedImage, Face, AlignedFace, np.ndarray]] = []
+        todo: list[tuple[int, DecodedImage, DetectedFace, AlignedFace, np.ndarray]] = []
         tick = check if check is not None else (lambda stage: None)
         for i, image in enumerate(images):
             tick("detecting")
             try:
                 photo = self.decode(image, source=None if sources is None else sources[i])
-                dets = self.detect(photo, all_faces=all_faces)
-                crops = self.align(photo, dets)
-                big = self.align(photo, dets, st.sample_size)
+                dets = self.detect_faces(photo, all_faces=all_faces)
+                crops = self.align(photo, [d.face for d in dets])
+                big = self.align(photo, [d.face for d in dets], st.sample_size)
             except FaceCraftError as e:
                 if errors == "raise":
                     raise
@@ -661,8 +721,8 @@ class FaceCraft:
             photo_xy = crop.to_photo(screen[:, :2])
             fine_k = fine[k].numpy().astype(np.float32)
             face = FaceResult(
-                source=photo.source, face_index=len(faces[i]), photo=photo, detection=det,
-                alignment=crop,
+                source=photo.source, face_index=len(faces[i]), photo=photo, detection=det.face,
+                alignment=crop, photo_landmarks=det.landmarks,
                 coefficients=FaceCoefficients(**{f: blocks[f][k].astype(np.float32).copy()
                                                  for f in FaceCoefficients.FIELDS}),
                 vertices=geo.vertices[k].numpy(), vertices_camera=view[k].numpy(),

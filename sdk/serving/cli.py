@@ -100,6 +100,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         args.rigs_dir = default_rigs_dir()
     settings = ServerSettings(
         host=args.host, port=args.port, workers=args.workers, threads=args.threads,
+        front_end=args.detector,
         providers=(args.provider,) if args.provider else None, max_queue=args.max_queue,
         max_message_bytes=int(args.max_message_mb * 2 ** 20), max_pixels=args.max_pixels,
         max_batch=args.max_batch, grace_s=args.grace, token=_token(args),
@@ -149,6 +150,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="inference threads per worker (default 1)")
     p.add_argument("--provider", choices=("cpu", "cuda", "tensorrt"),
                    help="ONNX Runtime provider to prefer (default: the best available)")
+    p.add_argument("--detector", choices=("mediapipe", "mtcnn"), default="mediapipe",
+                   help="photo front-end: MediaPipe's detector + 468-point mesh + iris (sent as "
+                        "Face.photo_landmarks; default), or MTCNN's 5 points")
     p.add_argument("--max-message-mb", type=float, default=32.0, metavar="N",
                    help="largest request / response in MiB (default 32)")
     p.add_argument("--max-pixels", type=int, default=16_000_000, metavar="N",

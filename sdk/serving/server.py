@@ -155,6 +155,9 @@ class ServerSettings:
             once per chunk; the deadline is checked between chunks).
         default_texture_size: texture side (texels) when a request asks for a texture without a
             size.
+        front_end: the photo front-end of the pipelines the server builds (``"mediapipe"``:
+            detection, 468-point mesh and iris, sent as ``Face.photo_landmarks``; or
+            ``"mtcnn"``).
         grace_s: seconds running calls get to finish on shutdown (those still running then are
             cancelled, logged and counted as cancelled by shutdown).
         token: bearer token every call (except health) must carry; None = no authentication.
@@ -194,6 +197,7 @@ class ServerSettings:
     max_batch: int = 32
     batch_chunk: int = 4
     default_texture_size: int = 1024
+    front_end: str = "mediapipe"
     grace_s: float = 10.0
     token: str | None = field(default=None, repr=False)
     tls_cert: Path | None = None
@@ -623,7 +627,8 @@ def create_server(settings: ServerSettings = ServerSettings(), *,
         from facecraft.sdk.pipeline.package import load_package
 
         pkg = package if isinstance(package, ModelPackage) else load_package(package)
-        ps = PipelineSettings(texture_size=0, max_pixels=settings.max_pixels)
+        ps = PipelineSettings(texture_size=0, max_pixels=settings.max_pixels,
+                              front_end=settings.front_end)
         pipelines = [FaceCraft(pkg, providers=settings.providers, threads=settings.threads,
                                settings=ps) for _ in range(settings.workers)]
     else:

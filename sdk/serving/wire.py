@@ -18,6 +18,8 @@ from facecraft.sdk._proto import facecraft_pb2 as pb
 from facecraft.sdk.errors import InvalidInputError
 from facecraft.sdk.photo.detection import Face
 from facecraft.sdk.photo.image_io import DecodedImage
+from facecraft.sdk.photo.mediapipe_frontend import FaceLandmarks
+from facecraft.sdk.photo.mesh_regions import region_polygons
 from facecraft.sdk.pipeline.pipeline import FaceCraft, FaceResult
 from facecraft.sdk.render.cameras import PerspectiveCamera
 from facecraft.sdk.render.texture import (  # the one texture-size range (re-exported)
@@ -130,6 +132,20 @@ def detection(det: Face) -> pb.Detection:
     return msg
 
 
+def photo_landmarks(found: FaceLandmarks) -> pb.PhotoLandmarks:
+    """The front-end's mesh, iris and region outlines as a :class:`PhotoLandmarks` message."""
+    m = found.mesh
+    msg = pb.PhotoLandmarks(presence=float(m.presence), detector=found.detector)
+    _floats(msg.mesh, m.points)
+    iris = None if m.iris is None else m.iris[..., :2]
+    if iris is not None:
+        _floats(msg.iris, iris)
+    for name, polys in region_polygons(m.points, iris).items():
+        for poly in polys:
+            _floats(msg.regions.add(name=name).points, poly)
+    return msg
+
+
 def face_message(craft: FaceCraft, face: FaceResult, opts: CallOptions) -> pb.Face:
     """One reconstructed face as a :class:`Face` message (bakes the texture when asked)."""
     msg = pb.Face(
@@ -161,6 +177,8 @@ def face_message(craft: FaceCraft, face: FaceResult, opts: CallOptions) -> pb.Fa
         _floats(msg.vertex_colors, face.fine_albedo)
     if opts.camera_vertices:
         _floats(msg.vertices_camera, face.vertices_camera)
+    if face.photo_landmarks is not None:
+        msg.photo_landmarks.CopyFrom(photo_landmarks(face.photo_landmarks))
     return msg
 
 

@@ -204,6 +204,30 @@ def test_any_detector_plugs_in(package, photos):
         FaceCraft(package, detector=object())  # type: ignore[arg-type]
 
 
+def test_front_ends_mediapipe_by_default_and_mtcnn(craft, package, photos, tmp_path):
+    """The default front-end measures each face's mesh; MTCNN keeps its own 5 points."""
+    from facecraft.sdk.photo.detect import FaceDetector
+    from facecraft.sdk.photo.mediapipe_frontend import MediaPipeFrontEnd
+
+    assert isinstance(craft.detector, MediaPipeFrontEnd)
+    (r,) = craft.reconstruct(photos[0])
+    pl = r.photo_landmarks
+    assert pl is not None and pl.points.shape == (468, 3) and pl.mesh.presence > 0.5
+    np.testing.assert_allclose(r.detection.landmarks5[0], pl.mesh.iris[0, 0, :2], atol=1e-4)
+    record = r.coefficients_json()
+    assert len(record["photo_landmarks"]["mesh468"]) == 468
+    mt = FaceCraft(package, threads=1, settings=PipelineSettings(texture_size=0,
+                                                                 front_end="mtcnn"))
+    assert isinstance(mt.detector, FaceDetector)
+    (m,) = mt.reconstruct(photos[0])
+    assert m.photo_landmarks is None and "photo_landmarks" not in m.coefficients_json()
+    # both place the eyes at the same spot (within 12% of their distance)
+    iod = np.linalg.norm(r.detection.landmarks5[1] - r.detection.landmarks5[0])
+    assert np.abs(m.detection.landmarks5[:2] - r.detection.landmarks5[:2]).max() < 0.12 * iod
+    with pytest.raises(InvalidInputError, match="front_end"):
+        PipelineSettings(front_end="dlib")
+
+
 def test_photo_files_are_read_with_a_bound(package, photos, tmp_path):
     import os
     import time

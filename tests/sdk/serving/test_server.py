@@ -130,6 +130,16 @@ def test_reconstruct_returns_every_part_in_the_documented_frames(client, photos,
     x0, y0, x1, y1 = face.detection.box
     assert 0 <= x0 < x1 <= w + 1 and 0 <= y0 < y1 <= h + 1
     assert face.landmarks.shape == (68, 2) and face.detection.landmarks5.shape == (5, 2)
+    # the MediaPipe front-end's measurements on the photo (the default front-end)
+    pl = face.photo_landmarks
+    assert pl is not None and pl.mesh.shape == (468, 3) and 0.5 < pl.presence <= 1
+    assert pl.iris.shape == (2, 5, 2) and pl.detector
+    assert {"face_oval", "lips_outer", "lips_inner", "eyes", "brows", "nose", "iris"} == set(
+        pl.regions)
+    assert len(pl.regions["eyes"]) == 2 and pl.regions["face_oval"][0].shape == (36, 2)
+    pad = 0.25 * (x1 - x0)
+    assert (pl.mesh[:, 0] > x0 - pad).all() and (pl.mesh[:, 0] < x1 + pad).all()
+    np.testing.assert_allclose(face.detection.landmarks5[0], pl.iris[0, 0], atol=1e-3)
     c = face.coefficients
     lay = pipelines[0].layout
     assert (len(c.identity), len(c.expression), len(c.albedo), len(c.lighting)) == (
