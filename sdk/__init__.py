@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from facecraft.sdk._lazy import attach
+from ._lazy import attach
 
 _EXPORTS = {
     "MeshDetector": "photo.protocols",
@@ -132,7 +132,7 @@ _SUBMODULES = ("photo", "models", "render", "pipeline", "rigs", "serving")
 __getattr__, __dir__, __all__ = attach(__name__, _EXPORTS, _SUBMODULES)
 
 if TYPE_CHECKING:  # the same names, for type checkers and IDEs
-    from facecraft.sdk.errors import (  # noqa: F401
+    from .errors import (  # noqa: F401
         FaceCraftError,
         InvalidInputError,
         ModelFileError,
@@ -140,148 +140,148 @@ if TYPE_CHECKING:  # the same names, for type checkers and IDEs
         NoFaceError,
         PhotoTooLargeError,
     )
-    from facecraft.sdk.models.default_model import (  # noqa: F401
+    from .models.default_model import (  # noqa: F401
         load_default_model,
         resolve_model,
     )
-    from facecraft.sdk.models.importers import (  # noqa: F401
+    from .models.importers import (  # noqa: F401
         import_model,
         list_importers,
     )
-    from facecraft.sdk.models.mesh_graph import (  # noqa: F401
+    from .models.mesh_graph import (  # noqa: F401
         GraphLevel,
         MeshGraph,
         build_mesh_graph,
     )
-    from facecraft.sdk.models.mesh_landmarks import (  # noqa: F401
+    from .models.mesh_landmarks import (  # noqa: F401
         MeshLandmarks,
         load_or_build_mesh_landmarks,
     )
-    from facecraft.sdk.models.model_file import (  # noqa: F401
+    from .models.model_file import (  # noqa: F401
         load_model,
         read_model_info,
         save_model,
     )
-    from facecraft.sdk.models.morphable_model import (  # noqa: F401
+    from .models.morphable_model import (  # noqa: F401
         MorphableModel,
         MorphableModelLayer,
     )
-    from facecraft.sdk.models.starter import (  # noqa: F401
+    from .models.starter import (  # noqa: F401
         build_starter_model,
     )
-    from facecraft.sdk.photo.align import (  # noqa: F401
+    from .photo.align import (  # noqa: F401
         AlignedFace,
         align_face,
         five_from_68,
     )
-    from facecraft.sdk.photo.detect import (  # noqa: F401
+    from .photo.detect import (  # noqa: F401
         DetectorSettings,
         DetectorUnavailableError,
         FaceDetector,
     )
-    from facecraft.sdk.photo.detection import (  # noqa: F401
+    from .photo.detection import (  # noqa: F401
         Face,
         largest_face,
     )
-    from facecraft.sdk.photo.face_mask import (  # noqa: F401
+    from .photo.face_mask import (  # noqa: F401
         refine_skin_mask,
         skin_mask_from_landmarks,
     )
-    from facecraft.sdk.photo.hair import (  # noqa: F401
+    from .photo.hair import (  # noqa: F401
         HairSegmenter,
     )
-    from facecraft.sdk.photo.image_io import (  # noqa: F401
+    from .photo.image_io import (  # noqa: F401
         DecodedImage,
         ImageDecodeError,
         ImageTooLargeError,
         decode_image,
         read_image,
     )
-    from facecraft.sdk.photo.ingest import (  # noqa: F401
+    from .photo.ingest import (  # noqa: F401
         IngestedFace,
         IngestedPhoto,
         IngestSettings,
         ingest_photo,
     )
-    from facecraft.sdk.photo.landmarker import (  # noqa: F401
+    from .photo.landmarker import (  # noqa: F401
         Dlib68Landmarker,
         nme,
     )
-    from facecraft.sdk.photo.landmarks import (  # noqa: F401
+    from .photo.landmarks import (  # noqa: F401
         IBUG68_FROM_MESH468,
     )
-    from facecraft.sdk.photo.mediapipe_frontend import (  # noqa: F401
+    from .photo.mediapipe_frontend import (  # noqa: F401
         FaceLandmarks,
         FrontEndSettings,
         MediaPipeFrontEnd,
     )
-    from facecraft.sdk.photo.mesh_regions import (  # noqa: F401
+    from .photo.mesh_regions import (  # noqa: F401
         RegionMasks,
         region_masks,
         region_polygons,
     )
-    from facecraft.sdk.photo.protocols import (  # noqa: F401
+    from .photo.protocols import (  # noqa: F401
         Detector,
         Landmarker,
         MeshDetector,
     )
-    from facecraft.sdk.pipeline.coeff_layout import (  # noqa: F401
+    from .pipeline.coeff_layout import (  # noqa: F401
         CoeffLayout,
     )
-    from facecraft.sdk.pipeline.package import (  # noqa: F401
+    from .pipeline.package import (  # noqa: F401
         ModelPackage,
         load_package,
     )
-    from facecraft.sdk.pipeline.pipeline import (  # noqa: F401
+    from .pipeline.pipeline import (  # noqa: F401
         DetectedFace,
         FaceCraft,
         FaceResult,
         PipelineSettings,
     )
-    from facecraft.sdk.pipeline.runtime import (  # noqa: F401
+    from .pipeline.runtime import (  # noqa: F401
         RuntimeSettings,
         select_providers,
     )
-    from facecraft.sdk.render.cameras import (  # noqa: F401
+    from .render.cameras import (  # noqa: F401
         PerspectiveCamera,
         Pose,
         WeakPerspectiveCamera,
     )
-    from facecraft.sdk.render.lighting import (  # noqa: F401
+    from .render.lighting import (  # noqa: F401
         fit_sh,
         shade_sh,
     )
-    from facecraft.sdk.render.mesh_io import (  # noqa: F401
+    from .render.mesh_io import (  # noqa: F401
         read_ply,
         read_png,
         write_obj,
         write_ply,
         write_png,
     )
-    from facecraft.sdk.render.pose_fit import (  # noqa: F401
+    from .render.pose_fit import (  # noqa: F401
         PoseFit,
         fit_weak_perspective,
     )
-    from facecraft.sdk.render.rasterizer import (  # noqa: F401
+    from .render.rasterizer import (  # noqa: F401
         Fragments,
         RasterSettings,
         interpolate,
         rasterize,
     )
-    from facecraft.sdk.render.renderer import (  # noqa: F401
+    from .render.renderer import (  # noqa: F401
         MeshRenderer,
         RenderOutput,
         RenderSettings,
         composite,
         render_mesh,
     )
-    from facecraft.sdk.render.sampling import (  # noqa: F401
+    from .render.sampling import (  # noqa: F401
         region_mask,
         sample_image,
         sample_vertex_colors,
         vertex_visibility,
     )
-    from facecraft.sdk.render.texture import (  # noqa: F401
+    from .render.texture import (  # noqa: F401
         BakeSettings,
         TextureBake,
         UVBaker,
@@ -290,29 +290,29 @@ if TYPE_CHECKING:  # the same names, for type checkers and IDEs
         dilate_texture,
         sample_texture,
     )
-    from facecraft.sdk.rigs.create import (  # noqa: F401
+    from .rigs.create import (  # noqa: F401
         FaceRigger,
         RiggedFace,
     )
-    from facecraft.sdk.rigs.fit import (  # noqa: F401
+    from .rigs.fit import (  # noqa: F401
         RigFit,
         RigFitter,
     )
-    from facecraft.sdk.rigs.gltf import (  # noqa: F401
+    from .rigs.gltf import (  # noqa: F401
         GltfMesh,
         read_glb,
         write_glb,
     )
-    from facecraft.sdk.rigs.materials import (  # noqa: F401
+    from .rigs.materials import (  # noqa: F401
         MaterialParams,
         estimate_materials,
     )
-    from facecraft.sdk.rigs.registry import (  # noqa: F401
+    from .rigs.registry import (  # noqa: F401
         import_rig,
         list_rigs,
         resolve_rig,
     )
-    from facecraft.sdk.rigs.rig import (  # noqa: F401
+    from .rigs.rig import (  # noqa: F401
         Rig,
         load_rig,
         starter_rig,

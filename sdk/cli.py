@@ -28,13 +28,13 @@ from importlib.metadata import entry_points
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
-from facecraft.sdk.errors import FaceCraftError
+from .errors import FaceCraftError
 
 if TYPE_CHECKING:
     import numpy as np
 
-    from facecraft.sdk.photo.mediapipe_frontend import MediaPipeFrontEnd
-    from facecraft.sdk.photo.protocols import Detector, Landmarker
+    from .photo.mediapipe_frontend import MediaPipeFrontEnd
+    from .photo.protocols import Detector, Landmarker
 
 __all__ = ["main", "build_parser", "command_group"]
 
@@ -45,9 +45,9 @@ EXIT_INTERNAL = 70
 
 
 def _cmd_models_import(args: argparse.Namespace) -> int:
-    from facecraft.sdk.models.importers import import_model
-    from facecraft.sdk.models.mesh_graph import build_mesh_graph
-    from facecraft.sdk.models.model_file import save_model
+    from .models.importers import import_model
+    from .models.mesh_graph import build_mesh_graph
+    from .models.model_file import save_model
 
     options = {}
     if args.face_only:
@@ -106,12 +106,12 @@ def _format_info(info, summary: dict) -> str:
 
 
 def _cmd_models_info(args: argparse.Namespace) -> int:
-    from facecraft.sdk.models.default_model import (
+    from .models.default_model import (
         DEFAULT_MODEL_NAME,
         default_model_path,
         load_default_model,
     )
-    from facecraft.sdk.models.model_file import load_model, read_model_info
+    from .models.model_file import load_model, read_model_info
 
     if args.file == DEFAULT_MODEL_NAME:
         model = load_default_model()
@@ -140,8 +140,8 @@ def _cmd_models_info(args: argparse.Namespace) -> int:
 
 
 def _cmd_models_build_starter(args: argparse.Namespace) -> int:
-    from facecraft.sdk.models.default_model import build_default_model
-    from facecraft.sdk.models.model_file import save_model
+    from .models.default_model import build_default_model
+    from .models.model_file import save_model
 
     model = build_default_model(progress=not args.quiet)
     digest = save_model(model, args.output)
@@ -151,7 +151,7 @@ def _cmd_models_build_starter(args: argparse.Namespace) -> int:
 
 
 def _cmd_models_importers(args: argparse.Namespace) -> int:
-    from facecraft.sdk.models.importers import IMPORTERS
+    from .models.importers import IMPORTERS
 
     for kind, info in IMPORTERS.items():
         print(f"{kind:14s} {info.description}")
@@ -205,11 +205,11 @@ def _add_models(sub: argparse._SubParsersAction) -> None:
 
 def _cmd_eval_landmarks(args: argparse.Namespace) -> int:
 
-    from facecraft.sdk.photo.detect import DetectorSettings, FaceDetector
-    from facecraft.sdk.photo.landmark_eval import evaluate_landmarks, format_eval_table
-    from facecraft.sdk.photo.landmarker import Dlib68Landmarker
-    from facecraft.sdk.photo.landmarks import IBUG68_FROM_MESH468
-    from facecraft.sdk.photo.mediapipe_frontend import FrontEndSettings, MediaPipeFrontEnd
+    from .photo.detect import DetectorSettings, FaceDetector
+    from .photo.landmark_eval import evaluate_landmarks, format_eval_table
+    from .photo.landmarker import Dlib68Landmarker
+    from .photo.landmarks import IBUG68_FROM_MESH468
+    from .photo.mediapipe_frontend import FrontEndSettings, MediaPipeFrontEnd
 
     detector = FaceDetector(DetectorSettings(threads=args.threads))
     front = MediaPipeFrontEnd(FrontEndSettings(small_faces=True, threads=args.threads))
@@ -242,8 +242,8 @@ def _template_table(args: argparse.Namespace, detector: Detector, front: MediaPi
     """The named-point table on the London/Canada 189-point templates (validation people)."""
     import numpy as np  # noqa: F811
 
-    from facecraft.sdk.photo.detection import largest_face
-    from facecraft.sdk.photo.template_eval import evaluate_templates, format_template_table
+    from .photo.detection import largest_face
+    from .photo.template_eval import evaluate_templates, format_template_table
 
     def mediapipe(rgb: np.ndarray) -> np.ndarray | None:
         faces = front.analyze(rgb)
@@ -338,7 +338,7 @@ def _positive_int(text: str) -> int:
 
 def _texture_size(text: str) -> int:
     """argparse type: a texture side in [MIN_TEXTURE_SIZE, MAX_TEXTURE_SIZE]."""
-    from facecraft.sdk.render.texture import MAX_TEXTURE_SIZE, MIN_TEXTURE_SIZE
+    from .render.texture import MAX_TEXTURE_SIZE, MIN_TEXTURE_SIZE
 
     try:
         n = int(text)
@@ -360,7 +360,7 @@ def _check_output_dir(path: Path) -> None:
 
 def _check_provider(provider: str) -> None:
     """Refuse ``--provider cuda|tensorrt`` when this ONNX Runtime build lacks it."""
-    from facecraft.sdk.pipeline.runtime import PROVIDER_NAMES, available_providers
+    from .pipeline.runtime import PROVIDER_NAMES, available_providers
 
     full = PROVIDER_NAMES[provider]
     have = available_providers()
@@ -374,8 +374,8 @@ def _check_provider(provider: str) -> None:
 def _cmd_create(args: argparse.Namespace) -> int:
     import torch
 
-    from facecraft.sdk.pipeline.create import create_faces
-    from facecraft.sdk.pipeline.pipeline import FaceCraft, PipelineSettings
+    from .pipeline.create import create_faces
+    from .pipeline.pipeline import FaceCraft, PipelineSettings
 
     _check_output_dir(args.output)
     explicit = args.provider != "auto"
@@ -389,7 +389,7 @@ def _cmd_create(args: argparse.Namespace) -> int:
                                 front_end=args.detector)
     rig = None
     if args.rig is not None:  # a bad rig fails before the networks load
-        from facecraft.sdk.rigs.registry import resolve_rig
+        from .rigs.registry import resolve_rig
 
         rig = resolve_rig(args.rig, args.rigs_dir)
     craft = FaceCraft(args.package, providers=[args.provider] if explicit else None,
@@ -400,7 +400,7 @@ def _cmd_create(args: argparse.Namespace) -> int:
                                f"{craft.regressor.providers[0]}); use --provider auto or cpu")
     rigger = None
     if rig is not None:  # one fitter (one cached correspondence) for the whole run
-        from facecraft.sdk.rigs.create import FaceRigger, RigCreateSettings
+        from .rigs.create import FaceRigger, RigCreateSettings
 
         rigger = FaceRigger(craft.face_model, rig,
                             settings=RigCreateSettings(texture_size=args.texture_size))
@@ -437,7 +437,7 @@ folders and first run:
 
 
 def _add_create(sub: argparse._SubParsersAction) -> None:
-    from facecraft.sdk.render.texture import (
+    from .render.texture import (
         DEFAULT_TEXTURE_SIZE,
         MAX_TEXTURE_SIZE,
         MIN_TEXTURE_SIZE,
@@ -500,7 +500,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_models(sub)
     _add_eval(sub)
     _add_create(sub)
-    from facecraft.sdk.rigs.cli import (
+    from .rigs.cli import (
         add_rigs_commands,  # `facecraft rigs ...` (the character-rig registry)
     )
 

@@ -19,7 +19,7 @@ request building in :mod:`facecraft.sdk.client_requests`, the asyncio client in
 
 Example::
 
-    from facecraft.sdk.client import FaceCraftClient, ReconstructOptions
+    from .client import FaceCraftClient, ReconstructOptions
 
     with FaceCraftClient("127.0.0.1:50051") as client:
         rec = client.reconstruct("photo.jpg", ReconstructOptions(texture=True))
@@ -41,10 +41,10 @@ import grpc
 from google.protobuf.message import Message
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from facecraft.sdk._proto import facecraft_pb2 as pb
-from facecraft.sdk._proto import facecraft_pb2_grpc as pb_grpc
-from facecraft.sdk.client_async import AsyncFaceCraftClient
-from facecraft.sdk.client_requests import (
+from ._proto import facecraft_pb2 as pb
+from ._proto import facecraft_pb2_grpc as pb_grpc
+from .client_async import AsyncFaceCraftClient
+from .client_requests import (
     PemInput,
     PhotoInput,
     SidecarInput,
@@ -56,7 +56,7 @@ from facecraft.sdk.client_requests import (
     _rpc_error,
     _unavailable,
 )
-from facecraft.sdk.client_types import (
+from .client_types import (
     BatchItem,
     Coefficients,
     Detection,

@@ -13,9 +13,9 @@ import grpc
 from google.protobuf.message import Message
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from facecraft.sdk._proto import facecraft_pb2 as pb
-from facecraft.sdk._proto import facecraft_pb2_grpc as pb_grpc
-from facecraft.sdk.client_requests import (
+from ._proto import facecraft_pb2 as pb
+from ._proto import facecraft_pb2_grpc as pb_grpc
+from .client_requests import (
     PemInput,
     PhotoInput,
     SidecarInput,
@@ -27,7 +27,7 @@ from facecraft.sdk.client_requests import (
     _rpc_error,
     _unavailable,
 )
-from facecraft.sdk.client_types import (
+from .client_types import (
     BatchItem,
     Face,
     FittedRig,

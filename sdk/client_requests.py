@@ -12,9 +12,9 @@ from pathlib import Path
 import grpc
 import numpy as np
 
-from facecraft.sdk._proto import facecraft_pb2 as pb
-from facecraft.sdk.client_types import Face, FaceCraftRpcError, ReconstructOptions, RetryPolicy
-from facecraft.sdk.errors import FaceCraftError, InvalidInputError
+from ._proto import facecraft_pb2 as pb
+from .client_types import Face, FaceCraftRpcError, ReconstructOptions, RetryPolicy
+from .errors import FaceCraftError, InvalidInputError
 
 __all__ = ["PhotoInput", "SidecarInput", "PemInput"]
 

@@ -15,10 +15,10 @@ from typing import Any
 
 import numpy as np
 
-from facecraft.sdk._proto import facecraft_pb2 as pb
-from facecraft.sdk.errors import FaceCraftError, InvalidInputError
-from facecraft.sdk.photo.detection import Face as Detection
-from facecraft.sdk.rigs.material_params import MaterialParams
+from ._proto import facecraft_pb2 as pb
+from .errors import FaceCraftError, InvalidInputError
+from .photo.detection import Face as Detection
+from .rigs.material_params import MaterialParams
 
 __all__ = [
     "RetryPolicy",

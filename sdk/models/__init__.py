@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from facecraft.sdk._lazy import attach
+from .._lazy import attach
 
 _EXPORTS = {
     "MeshLandmarks": "mesh_landmarks",
@@ -32,32 +32,32 @@ _EXPORTS = {
 __getattr__, __dir__, __all__ = attach(__name__, _EXPORTS)
 
 if TYPE_CHECKING:  # the same names, for type checkers and IDEs
-    from facecraft.sdk.models.default_model import (  # noqa: F401
+    from .default_model import (  # noqa: F401
         load_default_model,
         resolve_model,
     )
-    from facecraft.sdk.models.importers import (  # noqa: F401
+    from .importers import (  # noqa: F401
         import_model,
         list_importers,
     )
-    from facecraft.sdk.models.mesh_graph import (  # noqa: F401
+    from .mesh_graph import (  # noqa: F401
         GraphLevel,
         MeshGraph,
         build_mesh_graph,
     )
-    from facecraft.sdk.models.mesh_landmarks import (  # noqa: F401
+    from .mesh_landmarks import (  # noqa: F401
         MeshLandmarks,
         load_or_build_mesh_landmarks,
     )
-    from facecraft.sdk.models.model_file import (  # noqa: F401
+    from .model_file import (  # noqa: F401
         load_model,
         read_model_info,
         save_model,
     )
-    from facecraft.sdk.models.morphable_model import (  # noqa: F401
+    from .morphable_model import (  # noqa: F401
         MorphableModel,
         MorphableModelLayer,
     )
-    from facecraft.sdk.models.starter import (  # noqa: F401
+    from .starter import (  # noqa: F401
         build_starter_model,
     )

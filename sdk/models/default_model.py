@@ -14,8 +14,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from facecraft.sdk.models.model_file import load_model, save_model
-from facecraft.sdk.models.morphable_model import MorphableModel
+from .model_file import load_model, save_model
+from .morphable_model import MorphableModel
 
 __all__ = ["DEFAULT_MODEL_NAME", "default_cache_dir", "default_model_path", "load_default_model",
            "build_default_model", "resolve_model"]
@@ -33,7 +33,7 @@ def default_cache_dir() -> Path:
 
 def default_model_path(cache_dir: str | Path | None = None) -> Path:
     """Where the compiled starter model of this FaceCraft version is cached."""
-    from facecraft.sdk.models.starter import STARTER_VERSION
+    from .starter import STARTER_VERSION
 
     folder = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     return folder / f"starter-v{STARTER_VERSION}.fcm"
@@ -41,8 +41,8 @@ def default_model_path(cache_dir: str | Path | None = None) -> Path:
 
 def build_default_model(*, progress: bool = False) -> MorphableModel:
     """Generate the starter model and its mesh graph (a few seconds; no caching)."""
-    from facecraft.sdk.models.mesh_graph import build_mesh_graph
-    from facecraft.sdk.models.starter import build_starter_model
+    from .mesh_graph import build_mesh_graph
+    from .starter import build_starter_model
 
     model = build_starter_model()
     graph = build_mesh_graph(model.mean_shape, model.triangles, progress=progress)

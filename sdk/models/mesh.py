@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from facecraft.sdk.errors import ModelFormatError
+from ..errors import ModelFormatError
 
 __all__ = [
     "ObjMesh",

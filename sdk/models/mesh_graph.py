@@ -35,8 +35,8 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-from facecraft.sdk.errors import InvalidInputError, ModelFileError
-from facecraft.sdk.models.mesh import vertex_adjacency
+from ..errors import InvalidInputError, ModelFileError
+from .mesh import vertex_adjacency
 
 __all__ = [
     "GraphLevel",

@@ -24,12 +24,12 @@ from pathlib import Path
 
 import numpy as np
 
-from facecraft.sdk.atomic_file import write_atomic
-from facecraft.sdk.errors import InvalidInputError
-from facecraft.sdk.models.default_model import default_cache_dir
-from facecraft.sdk.models.mesh import read_obj_vertices
-from facecraft.sdk.models.morphable_model import MorphableModel
-from facecraft.sdk.models.surface import closest_points_on_mesh, model_content_hash
+from ..atomic_file import write_atomic
+from ..errors import InvalidInputError
+from .default_model import default_cache_dir
+from .mesh import read_obj_vertices
+from .morphable_model import MorphableModel
+from .surface import closest_points_on_mesh, model_content_hash
 
 __all__ = ["ANCHOR_PAIRS", "MeshLandmarks", "canonical_mesh_path", "canonical_mesh_vertices",
            "build_mesh_landmarks", "load_or_build_mesh_landmarks"]

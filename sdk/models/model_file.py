@@ -51,9 +51,9 @@ from typing import Any
 
 import numpy as np
 
-from facecraft.sdk.errors import ModelFileError
-from facecraft.sdk.models.morphable_model import MorphableModel
-from facecraft.sdk.models.tensor_file import open_tensor_file, write_tensor_file
+from ..errors import ModelFileError
+from .morphable_model import MorphableModel
+from .tensor_file import open_tensor_file, write_tensor_file
 
 __all__ = [
     "FORMAT",
@@ -127,7 +127,7 @@ def _to_tensors(model: MorphableModel) -> tuple[dict[str, np.ndarray], dict[str,
                              else np.zeros((0, model.num_vertices, 3), np.float32))
     graph_meta = None
     if model.graph is not None:
-        from facecraft.sdk.models.mesh_graph import graph_to_tensors
+        from .mesh_graph import graph_to_tensors
 
         g_tensors, graph_meta = graph_to_tensors(model.graph)
         t.update(g_tensors)
@@ -220,7 +220,7 @@ def load_model(path: str | Path, *, verify: bool = True) -> MorphableModel:
         meta = json.loads(meta_json)
         graph = None
         if meta.get("graph") is not None:
-            from facecraft.sdk.models.mesh_graph import graph_from_tensors
+            from .mesh_graph import graph_from_tensors
 
             graph = graph_from_tensors(
                 {k: v for k, v in tensors.items() if k.startswith("graph/")}, meta["graph"])

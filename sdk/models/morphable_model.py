@@ -31,9 +31,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from facecraft.sdk.errors import InvalidInputError
-from facecraft.sdk.models.mesh import vertex_normals, vertex_normals_np
-from facecraft.sdk.photo.landmarks import NUM_LANDMARKS
+from ..errors import InvalidInputError
+from ..photo.landmarks import NUM_LANDMARKS
+from .mesh import vertex_normals, vertex_normals_np
 
 __all__ = [
     "MorphableModel",

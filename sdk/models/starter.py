@@ -83,12 +83,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from facecraft.sdk.errors import InvalidInputError
-from facecraft.sdk.models.morphable_model import MorphableModel, landmarks_from_vertices
-from facecraft.sdk.models.starter_albedo import ALBEDO_SLIDERS, _albedo
-from facecraft.sdk.models.starter_expressions import EXPRESSION_NAMES, _expression_basis
-from facecraft.sdk.models.starter_features import _features, _landmark_vertices, _regions
-from facecraft.sdk.models.starter_geometry import (
+from ..errors import InvalidInputError
+from .morphable_model import MorphableModel, landmarks_from_vertices
+from .starter_albedo import ALBEDO_SLIDERS, _albedo
+from .starter_expressions import EXPRESSION_NAMES, _expression_basis
+from .starter_features import _features, _landmark_vertices, _regions
+from .starter_geometry import (
     _MIN_COLS,
     _MIN_ROWS,
     _layout,
@@ -97,7 +97,7 @@ from facecraft.sdk.models.starter_geometry import (
     _positions,
     _topology,
 )
-from facecraft.sdk.models.starter_identity import IDENTITY_SLIDERS, _identity_basis
+from .starter_identity import IDENTITY_SLIDERS, _identity_basis
 
 __all__ = [
     "STARTER_VERSION",
@@ -175,7 +175,7 @@ def build_starter_model(settings: StarterSettings = StarterSettings()) -> Morpha
     """
     if not isinstance(settings, StarterSettings):
         raise TypeError(f"settings must be a StarterSettings, got {type(settings).__name__}")
-    from facecraft.sdk.models.mesh import vertex_normals_np
+    from .mesh import vertex_normals_np
 
     lay = _layout(settings.rows, settings.cols)
     mirror = _mirror_index(settings.rows, settings.cols)

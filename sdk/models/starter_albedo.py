@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from facecraft.sdk.models.starter_features import _Features
-from facecraft.sdk.models.starter_geometry import EYE_AC, _gauss
+from .starter_features import _Features
+from .starter_geometry import EYE_AC, _gauss
 
 #: Albedo slider names in basis order; one unit is about one sd (linear RGB).
 ALBEDO_SLIDERS: tuple[str, ...] = (

@@ -8,8 +8,8 @@ import math
 
 import numpy as np
 
-from facecraft.sdk.models.starter_features import _Features
-from facecraft.sdk.models.starter_geometry import (
+from .starter_features import _Features
+from .starter_geometry import (
     EYE_AC,
     JAW_PIVOT,
     MOUTH_A,

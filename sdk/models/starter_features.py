@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from facecraft.sdk.models.starter_geometry import (
+from .starter_geometry import (
     _RF,
     ALA_A,
     EYE_AC,
@@ -107,7 +107,7 @@ def _brow_curve(aa):
 def _landmark_vertices(lay: _Layout, f: _Features, mirror: np.ndarray) -> np.ndarray:
     """(68,) vertex id of each iBUG-68 landmark; the subject's right (-X) side and the midline
     are placed, the left side is their mirror image."""
-    from facecraft.sdk.photo.landmarks import IBUG68_FLIP
+    from ..photo.landmarks import IBUG68_FLIP
 
     cols, half, rr = lay.cols, lay.cols // 2, lay.row_of
     vid = lambda row, col: row * cols + col  # noqa: E731

@@ -9,8 +9,8 @@ from collections.abc import Callable
 
 import numpy as np
 
-from facecraft.sdk.models.starter_features import _Features
-from facecraft.sdk.models.starter_geometry import (
+from .starter_features import _Features
+from .starter_geometry import (
     ALA_A,
     ALA_B,
     EAR_AZ,

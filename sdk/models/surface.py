@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from facecraft.sdk.models.morphable_model import MorphableModel
+from .morphable_model import MorphableModel
 
 __all__ = ["TRI_SAMPLES", "closest_on_triangles", "closest_points_on_mesh", "model_content_hash"]
 

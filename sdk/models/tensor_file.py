@@ -14,8 +14,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from facecraft.sdk.atomic_file import ordinary_file_mode
-from facecraft.sdk.errors import ModelFileError
+from ..atomic_file import ordinary_file_mode
+from ..errors import ModelFileError
 
 __all__ = ["write_tensor_file", "open_tensor_file"]
 

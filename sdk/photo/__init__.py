@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from facecraft.sdk._lazy import attach
+from .._lazy import attach
 
 _EXPORTS = {
     "MeshDetector": "protocols",
@@ -48,58 +48,58 @@ _EXPORTS = {
 __getattr__, __dir__, __all__ = attach(__name__, _EXPORTS)
 
 if TYPE_CHECKING:  # the same names, for type checkers and IDEs
-    from facecraft.sdk.photo.align import (  # noqa: F401
+    from .align import (  # noqa: F401
         AlignedFace,
         align_face,
         five_from_68,
     )
-    from facecraft.sdk.photo.detect import (  # noqa: F401
+    from .detect import (  # noqa: F401
         DetectorSettings,
         DetectorUnavailableError,
         FaceDetector,
     )
-    from facecraft.sdk.photo.detection import (  # noqa: F401
+    from .detection import (  # noqa: F401
         Face,
         largest_face,
     )
-    from facecraft.sdk.photo.face_mask import (  # noqa: F401
+    from .face_mask import (  # noqa: F401
         refine_skin_mask,
         skin_mask_from_landmarks,
     )
-    from facecraft.sdk.photo.hair import (  # noqa: F401
+    from .hair import (  # noqa: F401
         HairSegmenter,
     )
-    from facecraft.sdk.photo.image_io import (  # noqa: F401
+    from .image_io import (  # noqa: F401
         DecodedImage,
         ImageDecodeError,
         ImageTooLargeError,
         decode_image,
         read_image,
     )
-    from facecraft.sdk.photo.ingest import (  # noqa: F401
+    from .ingest import (  # noqa: F401
         IngestedFace,
         IngestedPhoto,
         IngestSettings,
         ingest_photo,
     )
-    from facecraft.sdk.photo.landmarker import (  # noqa: F401
+    from .landmarker import (  # noqa: F401
         Dlib68Landmarker,
         nme,
     )
-    from facecraft.sdk.photo.landmarks import (  # noqa: F401
+    from .landmarks import (  # noqa: F401
         IBUG68_FROM_MESH468,
     )
-    from facecraft.sdk.photo.mediapipe_frontend import (  # noqa: F401
+    from .mediapipe_frontend import (  # noqa: F401
         FaceLandmarks,
         FrontEndSettings,
         MediaPipeFrontEnd,
     )
-    from facecraft.sdk.photo.mesh_regions import (  # noqa: F401
+    from .mesh_regions import (  # noqa: F401
         RegionMasks,
         region_masks,
         region_polygons,
     )
-    from facecraft.sdk.photo.protocols import (  # noqa: F401
+    from .protocols import (  # noqa: F401
         Detector,
         Landmarker,
         MeshDetector,

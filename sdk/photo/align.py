@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from facecraft.sdk.errors import InvalidInputError
+from ..errors import InvalidInputError
 
 __all__ = ["CROP_SIZE", "CROP_TEMPLATE_224", "AlignedFace", "five_from_68",
            "similarity_transform", "align_face"]

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from facecraft.sdk.errors import InvalidInputError
+from ..errors import InvalidInputError
 
 __all__ = ["BlazeFaceSpec", "SHORT_RANGE", "FULL_RANGE", "BlazeDetection", "anchors",
            "decode", "weighted_nms", "letterbox", "BlazeFace"]

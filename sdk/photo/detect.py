@@ -36,8 +36,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from facecraft.sdk.errors import FaceCraftError, InvalidInputError
-from facecraft.sdk.photo.detection import Face, largest_face
+from ..errors import FaceCraftError, InvalidInputError
+from .detection import Face, largest_face
 
 __all__ = ["DetectorSettings", "Face", "FaceDetector", "DetectorUnavailableError",
            "largest_face", "mtcnn_model_dir"]

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from facecraft.sdk.errors import InvalidInputError
+from ..errors import InvalidInputError
 
 __all__ = ["TemplatePhoto", "read_tem", "split_of", "list_template_photos", "FRL_POINTS",
            "outer_eye_distance"]

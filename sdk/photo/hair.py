@@ -14,7 +14,7 @@ from collections.abc import Callable
 import cv2
 import numpy as np
 
-from facecraft.sdk.photo.face_mesh import RotatedRect, crop
+from .face_mesh import RotatedRect, crop
 
 __all__ = ["HairSegmenter"]
 

@@ -52,7 +52,7 @@ from pathlib import Path
 
 import numpy as np
 
-from facecraft.sdk.errors import FaceCraftError, InvalidInputError, PhotoTooLargeError
+from ..errors import FaceCraftError, InvalidInputError, PhotoTooLargeError
 
 __all__ = ["DecodedImage", "ImageDecodeError", "ImageTooLargeError", "decode_image",
            "read_image", "MIN_SIDE", "MAX_PIXELS", "MAX_BYTES", "MEMORY_BUDGET"]

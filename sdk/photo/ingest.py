@@ -13,10 +13,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from facecraft.sdk.errors import InvalidInputError, NoFaceError
-from facecraft.sdk.photo.align import CROP_SIZE, AlignedFace, align_face, five_from_68
-from facecraft.sdk.photo.face_mask import skin_mask_from_landmarks
-from facecraft.sdk.photo.image_io import (
+from ..errors import InvalidInputError, NoFaceError
+from .align import CROP_SIZE, AlignedFace, align_face, five_from_68
+from .face_mask import skin_mask_from_landmarks
+from .image_io import (
     MAX_BYTES,
     MAX_PIXELS,
     MEMORY_BUDGET,
@@ -24,7 +24,7 @@ from facecraft.sdk.photo.image_io import (
     DecodedImage,
     decode_image,
 )
-from facecraft.sdk.photo.protocols import Detector, Landmarker
+from .protocols import Detector, Landmarker
 
 __all__ = ["IngestSettings", "IngestedFace", "IngestedPhoto", "ingest_photo", "NoFaceError"]
 

@@ -26,11 +26,11 @@ from pathlib import Path
 
 import numpy as np
 
-from facecraft.sdk.errors import FaceCraftError
-from facecraft.sdk.photo.align import five_from_68
-from facecraft.sdk.photo.detection import Face
-from facecraft.sdk.photo.image_io import read_image
-from facecraft.sdk.photo.protocols import Detector, Landmarker
+from ..errors import FaceCraftError
+from .align import five_from_68
+from .detection import Face
+from .image_io import read_image
+from .protocols import Detector, Landmarker
 
 __all__ = ["LandmarkEvalRow", "FaceLandmarks68", "evaluate_landmarks", "inter_ocular_nme",
            "box_nme", "format_eval_table"]

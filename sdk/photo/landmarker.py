@@ -22,8 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
-from facecraft.sdk.errors import InvalidInputError
-from facecraft.sdk.photo.detect import DetectorUnavailableError
+from ..errors import InvalidInputError
+from .detect import DetectorUnavailableError
 
 __all__ = ["Dlib68Landmarker", "Dlib5Landmarker", "dlib_model_path", "nme", "hog_like_box"]
 

@@ -29,10 +29,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from facecraft.sdk.errors import InvalidInputError
-from facecraft.sdk.photo.blazeface import FULL_RANGE, SHORT_RANGE, BlazeFace, weighted_nms
-from facecraft.sdk.photo.detection import Face
-from facecraft.sdk.photo.face_mesh import (
+from ..errors import InvalidInputError
+from .blazeface import FULL_RANGE, SHORT_RANGE, BlazeFace, weighted_nms
+from .detection import Face
+from .face_mesh import (
     FaceMeshModel,
     FaceMeshResult,
     IrisModel,
@@ -40,7 +40,7 @@ from facecraft.sdk.photo.face_mesh import (
     RotatedRect,
     roi_from_box,
 )
-from facecraft.sdk.photo.mediapipe_models import MediaPipeModels
+from .mediapipe_models import MediaPipeModels
 
 __all__ = ["FrontEndSettings", "FaceLandmarks", "MediaPipeFrontEnd", "five_from_mesh",
            "NOSE_TIP", "MOUTH_CORNERS"]

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from facecraft.sdk.errors import ModelFileError
+from ..errors import ModelFileError
 
 __all__ = ["MODEL_NAMES", "mediapipe_dir", "OnnxModel", "MediaPipeModels"]
 

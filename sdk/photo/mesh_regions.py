@@ -28,7 +28,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from facecraft.sdk.errors import InvalidInputError
+from ..errors import InvalidInputError
 
 __all__ = ["REGION_LOOPS", "NOSE_POINTS", "REGION_NAMES", "RegionMasks", "region_polygons",
            "region_masks"]

@@ -8,7 +8,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from facecraft.sdk.photo.mesh_regions import RegionMasks, region_polygons
+from .mesh_regions import RegionMasks, region_polygons
 
 __all__ = ["REGION_COLORS", "draw_landmarks", "draw_regions"]
 

@@ -11,10 +11,10 @@ from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 import numpy as np
 
-from facecraft.sdk.photo.detection import Face
+from .detection import Face
 
 if TYPE_CHECKING:
-    from facecraft.sdk.photo.mediapipe_frontend import FaceLandmarks
+    from .mediapipe_frontend import FaceLandmarks
 
 __all__ = ["Detector", "Landmarker", "MeshDetector"]
 

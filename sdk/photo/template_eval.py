@@ -15,14 +15,14 @@ from pathlib import Path
 
 import numpy as np
 
-from facecraft.sdk.photo.face_sets import (
+from .face_sets import (
     FRL_POINTS,
     TemplatePhoto,
     list_template_photos,
     outer_eye_distance,
     read_tem,
 )
-from facecraft.sdk.photo.image_io import read_image
+from .image_io import read_image
 
 __all__ = ["PointMethod", "TemplateEvalRow", "evaluate_templates", "format_template_table"]
 

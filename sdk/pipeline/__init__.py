@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from facecraft.sdk._lazy import attach
+from .._lazy import attach
 
 _EXPORTS = {
     "DetectedFace": "pipeline",
@@ -26,20 +26,20 @@ _EXPORTS = {
 __getattr__, __dir__, __all__ = attach(__name__, _EXPORTS)
 
 if TYPE_CHECKING:  # the same names, for type checkers and IDEs
-    from facecraft.sdk.pipeline.coeff_layout import (  # noqa: F401
+    from .coeff_layout import (  # noqa: F401
         CoeffLayout,
     )
-    from facecraft.sdk.pipeline.package import (  # noqa: F401
+    from .package import (  # noqa: F401
         ModelPackage,
         load_package,
     )
-    from facecraft.sdk.pipeline.pipeline import (  # noqa: F401
+    from .pipeline import (  # noqa: F401
         DetectedFace,
         FaceCraft,
         FaceResult,
         PipelineSettings,
     )
-    from facecraft.sdk.pipeline.runtime import (  # noqa: F401
+    from .runtime import (  # noqa: F401
         RuntimeSettings,
         select_providers,
     )

@@ -19,9 +19,9 @@ from typing import Any
 
 import numpy as np
 
-from facecraft.sdk.errors import InvalidInputError
-from facecraft.sdk.models.morphable_model import MorphableModel
-from facecraft.sdk.render.lighting import SH_NUM_COEFFS
+from ..errors import InvalidInputError
+from ..models.morphable_model import MorphableModel
+from ..render.lighting import SH_NUM_COEFFS
 
 __all__ = ["CoeffLayout", "NUM_ANGLES", "NUM_TRANSLATION"]
 

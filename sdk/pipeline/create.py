@@ -38,16 +38,16 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
-from facecraft.sdk.atomic_file import write_atomic
-from facecraft.sdk.errors import FaceCraftError, InvalidInputError
-from facecraft.sdk.render.mesh_io import write_obj, write_png
-from facecraft.sdk.render.rasterizer import RasterSettings, interpolate, rasterize
-from facecraft.sdk.rigs.output import RigOutputs
+from ..atomic_file import write_atomic
+from ..errors import FaceCraftError, InvalidInputError
+from ..render.mesh_io import write_obj, write_png
+from ..render.rasterizer import RasterSettings, interpolate, rasterize
+from ..rigs.output import RigOutputs
 
 if TYPE_CHECKING:
-    from facecraft.sdk.pipeline.package import ModelPackage
-    from facecraft.sdk.pipeline.pipeline import FaceCraft, FaceResult
-    from facecraft.sdk.rigs.create import FaceRigger
+    from ..rigs.create import FaceRigger
+    from .package import ModelPackage
+    from .pipeline import FaceCraft, FaceResult
 
 __all__ = ["CreatedFiles", "CreateReport", "write_face_outputs", "render_overlay",
            "create_faces"]
@@ -143,7 +143,7 @@ def write_face_outputs(result: FaceResult, out_dir: str | Path, name: str, *,
                           f"Ks 0 0 0\nNs 1\nd 1\nillum 1\nmap_Kd {tex.name}\n")
     else:
         write_atomic(mtl, f"# FaceCraft material\nnewmtl {_MATERIAL}\nKd 0.8 0.8 0.8\n")
-    from facecraft.sdk.models.mesh import vertex_normals_np
+    from ..models.mesh import vertex_normals_np
 
     neutral = out / f"{name}_neutral.obj"
     for path, verts, normals in (

@@ -65,9 +65,9 @@ from typing import Any
 
 import numpy as np
 
-from facecraft.sdk.errors import InvalidInputError, ModelFileError
-from facecraft.sdk.models.morphable_model import MorphableModel
-from facecraft.sdk.pipeline.coeff_layout import CoeffLayout
+from ..errors import InvalidInputError, ModelFileError
+from ..models.morphable_model import MorphableModel
+from .coeff_layout import CoeffLayout
 
 __all__ = [
     "PACKAGE_FORMAT",
@@ -430,8 +430,8 @@ def _regressor_specs(folder: Path, entry: ModelEntry
 
 def _face_model(folder: Path, d: Mapping[str, Any], cache_dir: str | Path | None
                 ) -> tuple[FaceModelRef, MorphableModel]:
-    from facecraft.sdk.models.default_model import default_model_path, load_default_model
-    from facecraft.sdk.models.model_file import load_model, read_model_info
+    from ..models.default_model import default_model_path, load_default_model
+    from ..models.model_file import load_model, read_model_info
 
     where = f"{folder / MANIFEST_NAME} face_model"
     try:

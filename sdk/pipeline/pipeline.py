@@ -51,34 +51,34 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from facecraft.sdk.errors import FaceCraftError, InvalidInputError, PhotoTooLargeError
-from facecraft.sdk.models.mesh import vertex_normals
-from facecraft.sdk.models.morphable_model import MorphableModel
-from facecraft.sdk.photo.align import AlignedFace, align_face
-from facecraft.sdk.photo.detect import DetectorSettings, FaceDetector
-from facecraft.sdk.photo.detection import Face
-from facecraft.sdk.photo.image_io import MAX_BYTES, DecodedImage, decode_image
-from facecraft.sdk.photo.ingest import NoFaceError
-from facecraft.sdk.photo.mediapipe_frontend import (
+from ..errors import FaceCraftError, InvalidInputError, PhotoTooLargeError
+from ..models.mesh import vertex_normals
+from ..models.morphable_model import MorphableModel
+from ..photo.align import AlignedFace, align_face
+from ..photo.detect import DetectorSettings, FaceDetector
+from ..photo.detection import Face
+from ..photo.image_io import MAX_BYTES, DecodedImage, decode_image
+from ..photo.ingest import NoFaceError
+from ..photo.mediapipe_frontend import (
     FaceLandmarks,
     FrontEndSettings,
     MediaPipeFrontEnd,
 )
-from facecraft.sdk.photo.protocols import Detector, MeshDetector
-from facecraft.sdk.pipeline.coeff_layout import CoeffLayout
-from facecraft.sdk.pipeline.package import ModelPackage, load_package
-from facecraft.sdk.pipeline.runtime import OrtModel, RuntimeSettings
-from facecraft.sdk.render.cameras import PerspectiveCamera, Pose
-from facecraft.sdk.render.lighting import sh_irradiance
-from facecraft.sdk.render.rasterizer import RasterSettings, rasterize
-from facecraft.sdk.render.sampling import sample_image, vertex_visibility
-from facecraft.sdk.render.texture import (
+from ..photo.protocols import Detector, MeshDetector
+from ..render.cameras import PerspectiveCamera, Pose
+from ..render.lighting import sh_irradiance
+from ..render.rasterizer import RasterSettings, rasterize
+from ..render.sampling import sample_image, vertex_visibility
+from ..render.texture import (
     DEFAULT_TEXTURE_DILATE,
     DEFAULT_TEXTURE_SIZE,
     BakeSettings,
     UVBakerCache,
     check_texture_size,
 )
+from .coeff_layout import CoeffLayout
+from .package import ModelPackage, load_package
+from .runtime import OrtModel, RuntimeSettings
 
 __all__ = [
     "PipelineSettings",

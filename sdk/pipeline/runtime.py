@@ -41,8 +41,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from facecraft.sdk.errors import FaceCraftError, InvalidInputError
-from facecraft.sdk.pipeline.package import ModelEntry
+from ..errors import FaceCraftError, InvalidInputError
+from .package import ModelEntry
 
 if TYPE_CHECKING:
     import onnxruntime as ort
@@ -276,7 +276,7 @@ class EngineCacheKey:
 
 def default_engine_cache_dir() -> Path:
     """``<FaceCraft cache>/tensorrt``."""
-    from facecraft.sdk.models.default_model import default_cache_dir
+    from ..models.default_model import default_cache_dir
 
     return default_cache_dir() / "tensorrt"
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from facecraft.sdk._lazy import attach
+from .._lazy import attach
 
 _EXPORTS = {
     "PerspectiveCamera": "cameras",
@@ -49,46 +49,46 @@ _EXPORTS = {
 __getattr__, __dir__, __all__ = attach(__name__, _EXPORTS)
 
 if TYPE_CHECKING:  # the same names, for type checkers and IDEs
-    from facecraft.sdk.render.cameras import (  # noqa: F401
+    from .cameras import (  # noqa: F401
         PerspectiveCamera,
         Pose,
         WeakPerspectiveCamera,
     )
-    from facecraft.sdk.render.lighting import (  # noqa: F401
+    from .lighting import (  # noqa: F401
         fit_sh,
         shade_sh,
     )
-    from facecraft.sdk.render.mesh_io import (  # noqa: F401
+    from .mesh_io import (  # noqa: F401
         read_ply,
         read_png,
         write_obj,
         write_ply,
         write_png,
     )
-    from facecraft.sdk.render.pose_fit import (  # noqa: F401
+    from .pose_fit import (  # noqa: F401
         PoseFit,
         fit_weak_perspective,
     )
-    from facecraft.sdk.render.rasterizer import (  # noqa: F401
+    from .rasterizer import (  # noqa: F401
         Fragments,
         RasterSettings,
         interpolate,
         rasterize,
     )
-    from facecraft.sdk.render.renderer import (  # noqa: F401
+    from .renderer import (  # noqa: F401
         MeshRenderer,
         RenderOutput,
         RenderSettings,
         composite,
         render_mesh,
     )
-    from facecraft.sdk.render.sampling import (  # noqa: F401
+    from .sampling import (  # noqa: F401
         region_mask,
         sample_image,
         sample_vertex_colors,
         vertex_visibility,
     )
-    from facecraft.sdk.render.texture import (  # noqa: F401
+    from .texture import (  # noqa: F401
         BakeSettings,
         TextureBake,
         UVBaker,

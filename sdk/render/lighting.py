@@ -38,7 +38,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from facecraft.sdk.errors import InvalidInputError
+from ..errors import InvalidInputError
 
 __all__ = [
     "SH_NUM_BANDS",

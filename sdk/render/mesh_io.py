@@ -26,8 +26,8 @@ from typing import Any
 
 import numpy as np
 
-from facecraft.sdk.atomic_file import write_atomic
-from facecraft.sdk.errors import FaceCraftError, InvalidInputError, ModelFormatError
+from ..atomic_file import write_atomic
+from ..errors import FaceCraftError, InvalidInputError, ModelFormatError
 
 __all__ = ["PlyMesh", "write_obj", "write_ply", "read_ply", "write_png", "read_png"]
 
@@ -475,7 +475,7 @@ def read_ply(path: str | Path) -> PlyMesh:
             polys = farr["i"].astype(np.int64) if nf else np.zeros((0, 3), np.int64)
     except ValueError as e:
         raise ModelFormatError(f"{path}: truncated or malformed PLY body ({e})") from None
-    from facecraft.sdk.models.mesh import triangulate
+    from ..models.mesh import triangulate
 
     if polys.ndim == 2 and polys.shape[1] == 3:
         tri = polys.astype(np.int32)

@@ -16,8 +16,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from facecraft.sdk.errors import InvalidInputError
-from facecraft.sdk.render.cameras import Pose, WeakPerspectiveCamera
+from ..errors import InvalidInputError
+from .cameras import Pose, WeakPerspectiveCamera
 
 __all__ = ["PoseFit", "fit_weak_perspective"]
 

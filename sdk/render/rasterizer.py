@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 import torch
 
-from facecraft.sdk.errors import InvalidInputError
+from ..errors import InvalidInputError
 
 __all__ = ["RasterSettings", "Fragments", "rasterize", "interpolate", "pytorch3d_available"]
 

@@ -17,12 +17,12 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from facecraft.sdk.errors import InvalidInputError
-from facecraft.sdk.models.mesh import vertex_normals
-from facecraft.sdk.render.cameras import PerspectiveCamera, Pose, WeakPerspectiveCamera
-from facecraft.sdk.render.lighting import shade_sh
-from facecraft.sdk.render.rasterizer import Fragments, RasterSettings, interpolate, rasterize
-from facecraft.sdk.render.sampling import vertex_visibility
+from ..errors import InvalidInputError
+from ..models.mesh import vertex_normals
+from .cameras import PerspectiveCamera, Pose, WeakPerspectiveCamera
+from .lighting import shade_sh
+from .rasterizer import Fragments, RasterSettings, interpolate, rasterize
+from .sampling import vertex_visibility
 
 __all__ = ["RenderSettings", "RenderOutput", "render_mesh", "composite", "MeshRenderer"]
 

@@ -11,8 +11,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from facecraft.sdk.errors import InvalidInputError
-from facecraft.sdk.render.rasterizer import Fragments
+from ..errors import InvalidInputError
+from .rasterizer import Fragments
 
 __all__ = ["sample_image", "vertex_visibility", "sample_vertex_colors", "region_mask"]
 

@@ -49,8 +49,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from facecraft.sdk.errors import InvalidInputError
-from facecraft.sdk.render.rasterizer import RasterSettings, rasterize
+from ..errors import InvalidInputError
+from .rasterizer import RasterSettings, rasterize
 
 __all__ = [
     "BakeSettings",

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from facecraft.sdk._lazy import attach
+from .._lazy import attach
 
 _EXPORTS = {
     "GltfMesh": "gltf",
@@ -32,29 +32,29 @@ _EXPORTS = {
 __getattr__, __dir__, __all__ = attach(__name__, _EXPORTS)
 
 if TYPE_CHECKING:  # the same names, for type checkers and IDEs
-    from facecraft.sdk.rigs.create import (  # noqa: F401
+    from .create import (  # noqa: F401
         FaceRigger,
         RiggedFace,
     )
-    from facecraft.sdk.rigs.fit import (  # noqa: F401
+    from .fit import (  # noqa: F401
         RigFit,
         RigFitter,
     )
-    from facecraft.sdk.rigs.gltf import (  # noqa: F401
+    from .gltf import (  # noqa: F401
         GltfMesh,
         read_glb,
         write_glb,
     )
-    from facecraft.sdk.rigs.materials import (  # noqa: F401
+    from .materials import (  # noqa: F401
         MaterialParams,
         estimate_materials,
     )
-    from facecraft.sdk.rigs.registry import (  # noqa: F401
+    from .registry import (  # noqa: F401
         import_rig,
         list_rigs,
         resolve_rig,
     )
-    from facecraft.sdk.rigs.rig import (  # noqa: F401
+    from .rig import (  # noqa: F401
         Rig,
         load_rig,
         starter_rig,

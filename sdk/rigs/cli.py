@@ -39,7 +39,7 @@ def _format_summary(s: dict) -> str:
 
 
 def _cmd_import(args: argparse.Namespace) -> int:
-    from facecraft.sdk.rigs.registry import import_rig
+    from .registry import import_rig
 
     rig = import_rig(args.glb, args.sidecar, name=args.name, rigs_dir=args.dir,
                      overwrite=args.force)
@@ -51,7 +51,7 @@ def _cmd_import(args: argparse.Namespace) -> int:
 
 
 def _cmd_info(args: argparse.Namespace) -> int:
-    from facecraft.sdk.rigs.registry import resolve_rig
+    from .registry import resolve_rig
 
     rig = resolve_rig(args.rig, args.dir)
     summary = rig.summary()
@@ -70,7 +70,7 @@ def _cmd_info(args: argparse.Namespace) -> int:
 
 
 def _cmd_list(args: argparse.Namespace) -> int:
-    from facecraft.sdk.rigs.registry import default_rigs_dir, list_rigs
+    from .registry import default_rigs_dir, list_rigs
 
     entries = list_rigs(args.dir)
     if args.json:
@@ -86,8 +86,8 @@ def _cmd_list(args: argparse.Namespace) -> int:
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
-    from facecraft.sdk.rigs.registry import resolve_rig
-    from facecraft.sdk.rigs.rig import save_rig
+    from .registry import resolve_rig
+    from .rig import save_rig
 
     rig = resolve_rig(args.rig, args.dir)
     args.output.parent.mkdir(parents=True, exist_ok=True)

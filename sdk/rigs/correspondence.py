@@ -41,14 +41,14 @@ from typing import Any
 
 import numpy as np
 
-from facecraft.sdk.errors import InvalidInputError
-from facecraft.sdk.models.morphable_model import MorphableModel
-from facecraft.sdk.models.surface import (
+from ..errors import InvalidInputError
+from ..models.morphable_model import MorphableModel
+from ..models.surface import (
     TRI_SAMPLES,
     closest_points_on_mesh,
     model_content_hash,
 )
-from facecraft.sdk.rigs.rig import Rig
+from .rig import Rig
 
 __all__ = [
     "CorrespondenceSettings",
@@ -354,8 +354,8 @@ def load_or_build_correspondence(model: MorphableModel, rig: Rig,
     settings = CorrespondenceSettings() if settings is None else settings
     if not use_cache:
         return build_correspondence(model, rig, settings)
-    from facecraft.sdk.models.default_model import default_cache_dir
-    from facecraft.sdk.render.mesh_io import _atomic_write
+    from ..models.default_model import default_cache_dir
+    from ..render.mesh_io import _atomic_write
 
     key = (f"{model_content_hash(model)[:16]}-{rig.content_hash[:16]}-"
            f"{_settings_hash(settings)[:12]}")

@@ -26,19 +26,19 @@ from typing import Any
 
 import numpy as np
 
-from facecraft.sdk.errors import InvalidInputError
-from facecraft.sdk.models.morphable_model import MorphableModel
-from facecraft.sdk.rigs.correspondence import Correspondence
-from facecraft.sdk.rigs.fit import ExpressionFit, RigFit, RigFitSettings, RigFitter
-from facecraft.sdk.rigs.materials import MaterialParams, MaterialSettings, estimate_materials
-from facecraft.sdk.rigs.output import RigOutputs, sliders_json, write_rig_outputs
-from facecraft.sdk.rigs.rig import Rig
+from ..errors import InvalidInputError
+from ..models.morphable_model import MorphableModel
+from .correspondence import Correspondence
+from .fit import ExpressionFit, RigFit, RigFitSettings, RigFitter
+from .materials import MaterialParams, MaterialSettings, estimate_materials
+from .output import RigOutputs, sliders_json, write_rig_outputs
+from .rig import Rig
 
 __all__ = ["RigCreateSettings", "RiggedFace", "FaceRigger"]
 
-from facecraft.sdk.render.texture import DEFAULT_TEXTURE_SIZE  # noqa: E402 (the one range)
-from facecraft.sdk.render.texture import MAX_TEXTURE_SIZE as _MAX_TEXTURE  # noqa: E402
-from facecraft.sdk.render.texture import MIN_TEXTURE_SIZE as _MIN_TEXTURE  # noqa: E402
+from ..render.texture import DEFAULT_TEXTURE_SIZE  # noqa: E402 (the one range)
+from ..render.texture import MAX_TEXTURE_SIZE as _MAX_TEXTURE  # noqa: E402
+from ..render.texture import MIN_TEXTURE_SIZE as _MIN_TEXTURE  # noqa: E402
 
 
 @dataclass(frozen=True)
@@ -119,7 +119,7 @@ class RiggedFace:
 
     def texture_png(self) -> bytes | None:
         """The texture as PNG bytes, or None."""
-        from facecraft.sdk.rigs.output import _png_bytes
+        from .output import _png_bytes
 
         return _png_bytes(self.texture)
 
@@ -128,7 +128,7 @@ class RiggedFace:
         there is none). By default every fitted value is a morph weight (gRPC ``FitRig``'s
         documented contract); ``bake_identity=True`` gives ``NAME_rig.glb``'s layout, the
         identity baked into the base mesh (see :mod:`facecraft.sdk.rigs.output`)."""
-        from facecraft.sdk.rigs.gltf import glb_bytes
+        from .gltf import glb_bytes
 
         return glb_bytes(self.rig.to_gltf(self.weights(), texture_png=self.texture_png(),
                                           target_normals=target_normals,
@@ -229,7 +229,7 @@ class FaceRigger:
             materials = estimate_materials(self.model, colors, vertices=neutral,
                                            visibility=visibility, settings=st.materials)
             if size and len(self.rig.uvs):
-                from facecraft.sdk.render.texture import BakeSettings
+                from ..render.texture import BakeSettings
 
                 bake = BakeSettings(size=int(size), dilate=min(st.texture_dilate, int(size)))
                 texture = self.fitter.transfer_texture(

@@ -50,18 +50,18 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from facecraft.sdk.errors import InvalidInputError
-from facecraft.sdk.models.morphable_model import MorphableModel
-from facecraft.sdk.rigs.correspondence import (
+from ..errors import InvalidInputError
+from ..models.morphable_model import MorphableModel
+from .correspondence import (
     Correspondence,
     CorrespondenceSettings,
     load_or_build_correspondence,
     model_content_hash,
 )
-from facecraft.sdk.rigs.rig import Rig, SliderSpec, arkit_name
+from .rig import Rig, SliderSpec, arkit_name
 
 if TYPE_CHECKING:
-    from facecraft.sdk.render.texture import UVBakerCache
+    from ..render.texture import UVBakerCache
 
 __all__ = [
     "RigFitSettings",
@@ -371,7 +371,7 @@ class RigFitter:
         Returns:
             (S, S, 3) uint8 RGB texture in the rig's UV layout (row 0 = top), seams dilated.
         """
-        from facecraft.sdk.render.texture import (
+        from ..render.texture import (
             BakeSettings,
             UVBakerCache,
             UVLayout,

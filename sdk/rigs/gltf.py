@@ -44,7 +44,7 @@ from typing import Any
 
 import numpy as np
 
-from facecraft.sdk.errors import InvalidInputError, ModelFormatError
+from ..errors import InvalidInputError, ModelFormatError
 
 __all__ = ["GltfMesh", "glb_bytes", "write_glb", "read_glb"]
 
@@ -226,7 +226,7 @@ class _BinBuilder:
 
 
 def _unit_normals(mesh: GltfMesh) -> np.ndarray:
-    from facecraft.sdk.models.mesh import vertex_normals_np
+    from ..models.mesh import vertex_normals_np
 
     n = mesh.normals if mesh.normals is not None else vertex_normals_np(mesh.positions,
                                                                          mesh.triangles)
@@ -318,7 +318,7 @@ def glb_bytes(mesh: GltfMesh, *, generator: str = "FaceCraft", sparse: bool = Tr
 def write_glb(path: str | Path, mesh: GltfMesh, *, generator: str = "FaceCraft",
               sparse: bool = True) -> Path:
     """Write :func:`glb_bytes` to ``path`` atomically; returns the path."""
-    from facecraft.sdk.render.mesh_io import _atomic_write
+    from ..render.mesh_io import _atomic_write
 
     path = Path(path)
     _atomic_write(path, glb_bytes(mesh, generator=generator, sparse=sparse))

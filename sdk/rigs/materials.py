@@ -41,9 +41,9 @@ from typing import Any
 
 import numpy as np
 
-from facecraft.sdk.errors import InvalidInputError
-from facecraft.sdk.models.morphable_model import MorphableModel
-from facecraft.sdk.rigs.material_params import MaterialParams
+from ..errors import InvalidInputError
+from ..models.morphable_model import MorphableModel
+from .material_params import MaterialParams
 
 __all__ = [
     "MaterialSettings",
@@ -283,7 +283,7 @@ def estimate_materials(model: MorphableModel, vertex_colors: Any, *,
     Returns:
         :class:`MaterialParams` with ``source="texture"``.
     """
-    from facecraft.sdk.models.mesh import vertex_normals_np
+    from ..models.mesh import vertex_normals_np
 
     settings = MaterialSettings() if settings is None else settings
     v = model.num_vertices

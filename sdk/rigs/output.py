@@ -23,9 +23,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from facecraft.sdk.errors import InvalidInputError
-from facecraft.sdk.rigs.fit import ExpressionFit, RigFit
-from facecraft.sdk.rigs.rig import BAKED_IDENTITY, Rig
+from ..errors import InvalidInputError
+from .fit import ExpressionFit, RigFit
+from .rig import BAKED_IDENTITY, Rig
 
 __all__ = ["SLIDERS_FORMAT", "RigOutputs", "sliders_json", "write_rig_glb",
            "write_rig_outputs"]
@@ -67,7 +67,7 @@ def _png_bytes(texture: Any) -> bytes | None:
         return bytes(texture)
     import cv2
 
-    from facecraft.sdk.render.mesh_io import _image_for_png
+    from ..render.mesh_io import _image_for_png
 
     ok, buf = cv2.imencode(".png", _image_for_png(texture, 8))
     if not ok:
@@ -95,7 +95,7 @@ def write_rig_glb(rig: Rig, fit: RigFit | None, expressions: ExpressionFit | Map
     Returns:
         ``path``.
     """
-    from facecraft.sdk.rigs.gltf import write_glb
+    from .gltf import write_glb
 
     values: dict[str, float] = dict(fit.values) if fit is not None else {}
     if isinstance(expressions, ExpressionFit):
@@ -133,7 +133,7 @@ def write_rig_outputs(out_dir: str | Path, rig: Rig, fit: RigFit | None, *,
         stem: file-name prefix.
         target_normals, bake_identity: as :func:`write_rig_glb`.
     """
-    from facecraft.sdk.render.mesh_io import _atomic_write
+    from ..render.mesh_io import _atomic_write
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

@@ -13,8 +13,8 @@ from typing import Any
 
 import numpy as np
 
-from facecraft.sdk.errors import InvalidInputError
-from facecraft.sdk.rigs.rig import Rig
+from ..errors import InvalidInputError
+from .rig import Rig
 
 __all__ = ["render_rig", "render_side_by_side"]
 
@@ -45,9 +45,9 @@ def render_rig(rig: Rig, values: Mapping[str, float] | None = None, texture: Any
     """
     import torch
 
-    from facecraft.sdk.models.mesh import vertex_normals_np
-    from facecraft.sdk.render.rasterizer import RasterSettings, interpolate, rasterize
-    from facecraft.sdk.render.texture import sample_texture
+    from ..models.mesh import vertex_normals_np
+    from ..render.rasterizer import RasterSettings, interpolate, rasterize
+    from ..render.texture import sample_texture
 
     if not 64 <= int(size) <= 4096:
         raise InvalidInputError(f"size must be in [64, 4096] pixels, got {size}")

@@ -18,8 +18,8 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from facecraft.sdk.errors import InvalidInputError, ModelFormatError
-from facecraft.sdk.rigs.rig import Rig, load_rig, sidecar_path, starter_rig
+from ..errors import InvalidInputError, ModelFormatError
+from .rig import Rig, load_rig, sidecar_path, starter_rig
 
 __all__ = ["STARTER_RIG", "RIG_NAME_PATTERN", "RigEntry", "default_rigs_dir", "is_rig_name",
            "list_rigs", "import_rig", "resolve_rig"]
@@ -97,7 +97,7 @@ def import_rig(glb: str | Path, sidecar: str | Path | None = None, *, name: str 
         ModelFormatError: the rig is invalid (the message names the field).
         InvalidInputError: a bad or taken name.
     """
-    from facecraft.sdk.render.mesh_io import _atomic_write
+    from ..render.mesh_io import _atomic_write
 
     rig = load_rig(glb, sidecar, name=name)
     if not is_rig_name(rig.name) or rig.name == STARTER_RIG:

@@ -28,9 +28,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from facecraft.sdk.errors import InvalidInputError, ModelFormatError
-from facecraft.sdk.models.morphable_model import MorphableModel
-from facecraft.sdk.rigs.spec import (
+from ..errors import InvalidInputError, ModelFormatError
+from ..models.morphable_model import MorphableModel
+from .spec import (
     ARKIT_52,
     RIG_FORMAT,
     RIG_VERSION,
@@ -40,7 +40,7 @@ from facecraft.sdk.rigs.spec import (
 )
 
 if TYPE_CHECKING:
-    from facecraft.sdk.rigs.gltf import GltfMesh
+    from .gltf import GltfMesh
 
 __all__ = [
     "RIG_FORMAT",
@@ -146,7 +146,7 @@ class Rig:
             lv = spec.landmark_vertices
             need(lv.min() >= 0 and lv.max() < v,
                  f"sidecar landmarks.vertices index vertices outside [0, {v})")
-            from facecraft.sdk.models.morphable_model import landmarks_from_vertices
+            from ..models.morphable_model import landmarks_from_vertices
 
             faces, bary = landmarks_from_vertices(lv, tri)
         else:
@@ -282,7 +282,7 @@ class Rig:
                 that ignores morph weights then still shows the fitted face; one that applies
                 them does not apply identity twice. Expression weights stay weights.
         """
-        from facecraft.sdk.rigs.gltf import GltfMesh
+        from .gltf import GltfMesh
 
         w = (self.weights() if weights is None else np.asarray(weights, np.float32)).copy()
         if w.shape != (len(self.targets),):
@@ -337,7 +337,7 @@ def _welded_normals(verts: np.ndarray, tris: np.ndarray, first: np.ndarray,
         (V, 3) float32 unit normals, and (T, V, 3) float32 NORMAL deltas (|d| < 1e-6 set to 0)
         or None.
     """
-    from facecraft.sdk.models.mesh import vertex_normals_np
+    from ..models.mesh import vertex_normals_np
 
     wtri = inverse[tris]
     welded = verts[first]
@@ -382,7 +382,7 @@ def load_rig(glb: str | Path, sidecar: str | Path | None = None, *,
         ModelFormatError: a file is missing or unreadable, or the sidecar is invalid or does not
             match the mesh; the message names the field.
     """
-    from facecraft.sdk.rigs.gltf import read_glb
+    from .gltf import read_glb
 
     glb = Path(glb)
     side = sidecar_path(glb) if sidecar is None else Path(sidecar)
@@ -411,8 +411,8 @@ def load_rig(glb: str | Path, sidecar: str | Path | None = None, *,
 def save_rig(rig: Rig, glb: str | Path, sidecar: str | Path | None = None, *,
              target_normals: bool = True) -> tuple[Path, Path]:
     """Write a rig as a GLB plus its sidecar (default :func:`sidecar_path`); returns both."""
-    from facecraft.sdk.render.mesh_io import _atomic_write
-    from facecraft.sdk.rigs.gltf import write_glb
+    from ..render.mesh_io import _atomic_write
+    from .gltf import write_glb
 
     glb = Path(glb)
     side = sidecar_path(glb) if sidecar is None else Path(sidecar)
@@ -553,7 +553,7 @@ def starter_rig(cache_dir: str | Path | None = None, *,
         model: use this model instead of the default one (e.g. one already loaded).
     """
     if model is None:
-        from facecraft.sdk.models.default_model import load_default_model
+        from ..models.default_model import load_default_model
 
         model = load_default_model(cache_dir)
     names = model.identity_names + model.expression_names

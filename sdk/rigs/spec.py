@@ -42,8 +42,8 @@ from typing import Any
 
 import numpy as np
 
-from facecraft.sdk.errors import InvalidInputError, ModelFormatError
-from facecraft.sdk.photo.landmarks import NUM_LANDMARKS
+from ..errors import InvalidInputError, ModelFormatError
+from ..photo.landmarks import NUM_LANDMARKS
 
 __all__ = [
     "RIG_FORMAT",

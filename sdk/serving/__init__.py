@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from facecraft.sdk._lazy import attach
+from .._lazy import attach
 
 _EXPORTS = {
     "FaceCraftServer": "server",
@@ -19,7 +19,7 @@ _EXPORTS = {
 __getattr__, __dir__, __all__ = attach(__name__, _EXPORTS)
 
 if TYPE_CHECKING:  # the same names, for type checkers and IDEs
-    from facecraft.sdk.serving.server import (  # noqa: F401
+    from .server import (  # noqa: F401
         FaceCraftServer,
         ServerSettings,
         create_server,

@@ -23,10 +23,10 @@ from typing import Protocol, TypeVar
 import grpc
 from google.protobuf.message import Message
 
-from facecraft.sdk.errors import InvalidInputError
-from facecraft.sdk.serving.metrics import ServerMetrics
-from facecraft.sdk.serving.plumbing import Malformed
-from facecraft.sdk.serving.status import (
+from ..errors import InvalidInputError
+from .metrics import ServerMetrics
+from .plumbing import Malformed
+from .status import (
     DeadlineError,
     ServerBusyError,
     ShutdownCancelledError,

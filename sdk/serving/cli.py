@@ -35,7 +35,7 @@ import sys
 import threading
 from pathlib import Path
 
-from facecraft.sdk.errors import FaceCraftError
+from ..errors import FaceCraftError
 
 __all__ = ["register", "JsonLogFormatter"]
 
@@ -85,7 +85,7 @@ def _rig_token(args: argparse.Namespace) -> str | None:
 def _cmd_serve(args: argparse.Namespace) -> int:
     import torch
 
-    from facecraft.sdk.serving.server import ServerSettings, create_server
+    from .server import ServerSettings, create_server
 
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonLogFormatter() if args.log_format == "json" else
@@ -95,7 +95,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     root.setLevel(logging.INFO)
     torch.set_num_threads(args.threads)  # the CLI owns the process: one thread per pipeline
     if args.rigs_dir is None:
-        from facecraft.sdk.rigs.registry import default_rigs_dir
+        from ..rigs.registry import default_rigs_dir
 
         args.rigs_dir = default_rigs_dir()
     settings = ServerSettings(

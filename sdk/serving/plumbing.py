@@ -12,8 +12,8 @@ import grpc
 from google.protobuf.message import Message
 from grpc_health.v1 import health, health_pb2
 
-from facecraft.sdk._proto import facecraft_pb2 as pb
-from facecraft.sdk.serving.metrics import ServerMetrics
+from .._proto import facecraft_pb2 as pb
+from .metrics import ServerMetrics
 
 __all__ = ["SERVICE_NAME", "HEALTH_PREFIX", "Malformed", "lenient", "add_service", "add_health",
            "TokenAuth", "bearer_matches", "shown"]

@@ -22,14 +22,14 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 
-from facecraft.sdk.errors import FaceCraftError, InvalidInputError, ModelFormatError
-from facecraft.sdk.models.morphable_model import MorphableModel
-from facecraft.sdk.rigs.create import FaceRigger, RigCreateSettings
-from facecraft.sdk.rigs.registry import STARTER_RIG, import_rig, is_rig_name, list_rigs
-from facecraft.sdk.rigs.rig import Rig, load_rig, sidecar_path, starter_rig
-from facecraft.sdk.rigs.spec import parse_sidecar_json
-from facecraft.sdk.serving.plumbing import shown
-from facecraft.sdk.serving.status import RigExistsError, RigQuotaError, UnknownRigError
+from ..errors import FaceCraftError, InvalidInputError, ModelFormatError
+from ..models.morphable_model import MorphableModel
+from ..rigs.create import FaceRigger, RigCreateSettings
+from ..rigs.registry import STARTER_RIG, import_rig, is_rig_name, list_rigs
+from ..rigs.rig import Rig, load_rig, sidecar_path, starter_rig
+from ..rigs.spec import parse_sidecar_json
+from .plumbing import shown
+from .status import RigExistsError, RigQuotaError, UnknownRigError
 
 __all__ = ["UnknownRigError", "RigExistsError", "RigQuotaError", "RigLimits", "RigStore"]
 

@@ -61,25 +61,25 @@ from google.protobuf.message import Message
 from grpc_health.v1 import health, health_pb2
 from grpc_reflection.v1alpha import reflection
 
-from facecraft.sdk._proto import facecraft_pb2 as pb
-from facecraft.sdk._proto import facecraft_pb2_grpc as pb_grpc
-from facecraft.sdk.errors import FaceCraftError, InvalidInputError, PhotoTooLargeError
-from facecraft.sdk.photo.image_io import DecodedImage
-from facecraft.sdk.pipeline.package import ModelPackage
-from facecraft.sdk.pipeline.pipeline import FaceCraft, PipelineSettings
-from facecraft.sdk.rigs.registry import STARTER_RIG
-from facecraft.sdk.serving import wire as _wire
-from facecraft.sdk.serving.calls import Admission, Call, observed, observed_stream
-from facecraft.sdk.serving.metrics import MetricsHTTPServer, ServerMetrics
-from facecraft.sdk.serving.plumbing import (
+from .._proto import facecraft_pb2 as pb
+from .._proto import facecraft_pb2_grpc as pb_grpc
+from ..errors import FaceCraftError, InvalidInputError, PhotoTooLargeError
+from ..photo.image_io import DecodedImage
+from ..pipeline.package import ModelPackage
+from ..pipeline.pipeline import FaceCraft, PipelineSettings
+from ..rigs.registry import STARTER_RIG
+from . import wire as _wire
+from .calls import Admission, Call, observed, observed_stream
+from .metrics import MetricsHTTPServer, ServerMetrics
+from .plumbing import (
     SERVICE_NAME,
     TokenAuth,
     add_health,
     add_service,
     bearer_matches,
 )
-from facecraft.sdk.serving.rig_store import RigLimits, RigStore
-from facecraft.sdk.serving.status import (
+from .rig_store import RigLimits, RigStore
+from .status import (
     STATUS_CODES,
     BatchTooLargeError,
     DeadlineError,
@@ -624,7 +624,7 @@ def create_server(settings: ServerSettings = ServerSettings(), *,
     if pipelines is not None and package is not None:
         raise InvalidInputError("give package or pipelines, not both")
     if pipelines is None:
-        from facecraft.sdk.pipeline.package import load_package
+        from ..pipeline.package import load_package
 
         pkg = package if isinstance(package, ModelPackage) else load_package(package)
         ps = PipelineSettings(texture_size=0, max_pixels=settings.max_pixels,

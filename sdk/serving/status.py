@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import grpc
 
-from facecraft.sdk.errors import (
+from ..errors import (
     FaceCraftError,
     InvalidInputError,
     ModelFileError,
@@ -36,7 +36,7 @@ from facecraft.sdk.errors import (
     NoFaceError,
     PhotoTooLargeError,
 )
-from facecraft.sdk.photo.detect import DetectorUnavailableError
+from ..photo.detect import DetectorUnavailableError
 
 __all__ = [
     "LimitExceededError",

@@ -14,22 +14,22 @@ from importlib.metadata import PackageNotFoundError, version
 import numpy as np
 from google.protobuf.internal.containers import RepeatedScalarFieldContainer
 
-from facecraft.sdk._proto import facecraft_pb2 as pb
-from facecraft.sdk.errors import InvalidInputError
-from facecraft.sdk.photo.detection import Face
-from facecraft.sdk.photo.image_io import DecodedImage
-from facecraft.sdk.photo.mediapipe_frontend import FaceLandmarks
-from facecraft.sdk.photo.mesh_regions import region_polygons
-from facecraft.sdk.pipeline.pipeline import FaceCraft, FaceResult
-from facecraft.sdk.render.cameras import PerspectiveCamera
-from facecraft.sdk.render.texture import (  # the one texture-size range (re-exported)
+from .._proto import facecraft_pb2 as pb
+from ..errors import InvalidInputError
+from ..photo.detection import Face
+from ..photo.image_io import DecodedImage
+from ..photo.mediapipe_frontend import FaceLandmarks
+from ..photo.mesh_regions import region_polygons
+from ..pipeline.pipeline import FaceCraft, FaceResult
+from ..render.cameras import PerspectiveCamera
+from ..render.texture import (  # the one texture-size range (re-exported)
     MAX_TEXTURE_SIZE,
     MIN_TEXTURE_SIZE,
     BakeSettings,
 )
-from facecraft.sdk.rigs.create import RiggedFace
-from facecraft.sdk.rigs.material_params import MaterialParams
-from facecraft.sdk.rigs.rig import Rig
+from ..rigs.create import RiggedFace
+from ..rigs.material_params import MaterialParams
+from ..rigs.rig import Rig
 
 __all__ = ["MIN_TEXTURE_SIZE", "MAX_TEXTURE_SIZE", "CallOptions", "call_options", "photo_info",
            "face_message", "detection", "encode_png", "model_info", "facecraft_version", "rig_info",

@@ -38,8 +38,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from facecraft.sdk.errors import ModelFormatError
-from facecraft.sdk.models.morphable_model import MorphableModel
+from ...errors import ModelFormatError
+from ..morphable_model import MorphableModel
 
 __all__ = [
     "ImporterInfo",

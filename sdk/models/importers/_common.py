@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from facecraft.sdk.errors import ModelFormatError
+from ...errors import ModelFormatError
 
 __all__ = [
     "UNIT_SCALE",

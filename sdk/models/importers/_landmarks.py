@@ -39,9 +39,9 @@ from pathlib import Path
 
 import numpy as np
 
-from facecraft.sdk.errors import InvalidInputError, ModelFormatError
-from facecraft.sdk.models.morphable_model import landmarks_from_vertices
-from facecraft.sdk.photo.landmarks import NUM_LANDMARKS
+from ...errors import InvalidInputError, ModelFormatError
+from ...photo.landmarks import NUM_LANDMARKS
+from ..morphable_model import landmarks_from_vertices
 
 __all__ = [
     "read_eos_mapping",

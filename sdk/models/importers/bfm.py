@@ -64,8 +64,9 @@ from typing import Any
 
 import numpy as np
 
-from facecraft.sdk.errors import InvalidInputError, ModelFormatError
-from facecraft.sdk.models.importers._common import (
+from ...errors import InvalidInputError, ModelFormatError
+from ..morphable_model import MorphableModel, landmarks_from_vertices
+from ._common import (
     basis_from_columns,
     check_extent,
     file_record,
@@ -74,13 +75,12 @@ from facecraft.sdk.models.importers._common import (
     require_file,
     unit_scale,
 )
-from facecraft.sdk.models.importers._landmarks import (
+from ._landmarks import (
     complete_ibug68,
     find_contours_file,
     read_eos_contours,
     read_eos_mapping,
 )
-from facecraft.sdk.models.morphable_model import MorphableModel, landmarks_from_vertices
 
 __all__ = ["import_bfm2009", "import_bfm_front", "import_bfm2017", "read_exp_pca_bin"]
 

@@ -56,16 +56,16 @@ from typing import Any
 
 import numpy as np
 
-from facecraft.sdk.errors import ModelFormatError
-from facecraft.sdk.models.importers._common import (
+from ...errors import ModelFormatError
+from ...photo.landmarks import NUM_LANDMARKS
+from ..mesh import vertex_adjacency
+from ..morphable_model import MorphableModel
+from ._common import (
     file_record,
     orient_outward,
     positive_int,
     require_file,
 )
-from facecraft.sdk.models.mesh import vertex_adjacency
-from facecraft.sdk.models.morphable_model import MorphableModel
-from facecraft.sdk.photo.landmarks import NUM_LANDMARKS
 
 __all__ = ["import_flame", "load_flame_pickle", "read_flame_landmarks", "ChumpyStandIn"]
 

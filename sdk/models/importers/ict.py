@@ -29,9 +29,9 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-from facecraft.sdk.errors import ModelFormatError
-from facecraft.sdk.models.mesh import read_obj, read_obj_vertices
-from facecraft.sdk.models.morphable_model import MorphableModel, landmarks_from_vertices
+from ...errors import ModelFormatError
+from ..mesh import read_obj, read_obj_vertices
+from ..morphable_model import MorphableModel, landmarks_from_vertices
 
 __all__ = ["import_ict_facekit", "ICT_VERTEX_RANGES"]
 

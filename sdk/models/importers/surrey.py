@@ -56,8 +56,9 @@ from pathlib import Path
 
 import numpy as np
 
-from facecraft.sdk.errors import ModelFormatError
-from facecraft.sdk.models.importers._common import (
+from ...errors import ModelFormatError
+from ..morphable_model import MorphableModel
+from ._common import (
     basis_from_columns,
     check_extent,
     file_record,
@@ -65,13 +66,12 @@ from facecraft.sdk.models.importers._common import (
     positive_int,
     require_file,
 )
-from facecraft.sdk.models.importers._landmarks import (
+from ._landmarks import (
     complete_ibug68,
     find_contours_file,
     read_eos_contours,
     read_eos_mapping,
 )
-from facecraft.sdk.models.morphable_model import MorphableModel
 
 __all__ = ["import_surrey", "read_eos_model", "read_eos_blendshapes", "EosModel", "EosPcaModel"]
 
