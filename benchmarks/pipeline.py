@@ -4,6 +4,7 @@ Usage::
 
     python benchmarks/pipeline.py [--package PKG | --untrained] [--checkpoint CKPT] [--photos P ...]
         [--repeat 3] [--threads 2] [--texture-size 1024] [--batch 8] [--device cpu|cuda]
+        [--detector mediapipe|mtcnn]
 
 Runs :class:`facecraft.sdk.pipeline.pipeline.FaceCraft`'s stages one photo at a time (decode,
 detection,
@@ -64,7 +65,7 @@ def _child(args: argparse.Namespace) -> dict:
     from facecraft.sdk.pipeline.pipeline import FaceCraft, PipelineSettings
 
     torch.set_num_threads(1)  # the small torch stages, as `facecraft create` runs them
-    settings = PipelineSettings(texture_size=args.texture_size)
+    settings = PipelineSettings(texture_size=args.texture_size, front_end=args.detector)
     craft = FaceCraft(args.package, threads=args.threads, settings=settings)
     if args.variant == "torch":
         device = args.device
@@ -149,6 +150,8 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--threads", type=int, default=2, help="network threads (ORT and torch)")
     ap.add_argument("--texture-size", type=int, default=1024)
+    ap.add_argument("--detector", choices=("mediapipe", "mtcnn"), default="mediapipe",
+                    help="the photo front-end (default: the pipeline's, MediaPipe)")
     ap.add_argument("--batch", type=int, default=8, help="photos in the batched run")
     ap.add_argument("--torch-threads", type=int, default=0,
                     help="threads of the torch regressor (default: --threads)")
@@ -185,6 +188,7 @@ def main() -> None:
             cmd = [sys.executable, __file__, "--variant", variant, "--package", args.package,
                    "--repeat", str(args.repeat), "--threads", str(args.threads),
                    "--texture-size", str(args.texture_size), "--batch", str(args.batch),
+                   "--detector", args.detector,
                    "--torch-threads", str(args.torch_threads),
                    "--device", args.device, "--photos", *args.photos]
             if args.checkpoint:

@@ -119,15 +119,21 @@ def _cmd_models_info(args: argparse.Namespace) -> int:
     else:
         path = Path(args.file)
         model = load_model(path)
+    from .vendored import vendored_components
+
     info = read_model_info(path)
     summary = model.summary()
+    bundled = vendored_components()
     if args.json:
         summary.update(file=str(path), sha256=info.content_sha256,
                        schema_version=info.schema_version,
                        identity_names=list(model.identity_names),
                        expression_names=list(model.expression_names),
                        albedo_names=list(model.albedo_names),
-                       provenance=model.provenance, licence=model.licence)
+                       provenance=model.provenance, licence=model.licence,
+                       bundled=[{"folder": c.folder.name, "licence": c.licence,
+                                 "repository": c.repository, "commit": c.commit,
+                                 "files": c.files, "notice": c.notice} for c in bundled])
         print(json.dumps(summary, indent=2))
     else:
         print(_format_info(info, summary))
@@ -136,6 +142,12 @@ def _cmd_models_info(args: argparse.Namespace) -> int:
             print("expression names: " + ", ".join(model.expression_names))
             if model.albedo_names:
                 print("albedo names:     " + ", ".join(model.albedo_names))
+        for c in bundled:
+            print(f"\nbundled: {c.folder.name}/ ({c.licence}) from {c.repository}"
+                  f" @ {c.commit or 'commit not recorded by the source'}")
+            for f, sha in c.files.items():
+                print(f"  {f}  sha256 {sha[:16]}...")
+            print("  NOTICE: " + c.notice.strip().replace("\n", "\n  "))
     return 0
 
 
