@@ -54,10 +54,11 @@ def _photo_bytes(path: Path, side: int) -> bytes:
     return cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, 90])[1].tobytes()
 
 
-def _start_server(package: Path, workers: int) -> tuple[subprocess.Popen, str]:
+def _start_server(package: Path, workers: int, detector: str = "mediapipe"
+                  ) -> tuple[subprocess.Popen, str]:
     proc = subprocess.Popen([sys.executable, "-m", "facecraft.sdk.cli", "serve", "--port", "0",
                              "--package", str(package), "--workers", str(workers),
-                             "--threads", "1", "--max-queue", "64"],
+                             "--threads", "1", "--max-queue", "64", "--detector", detector],
                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     line = proc.stdout.readline()
     if not line.startswith("listening on "):
@@ -105,6 +106,8 @@ def main() -> None:
     ap.add_argument("--side", type=int, default=256, help="photo's longer side in px")
     ap.add_argument("--texture-size", type=int, default=0, help="0: no texture")
     ap.add_argument("--concurrency", type=int, nargs="+", default=[1, 4, 16])
+    ap.add_argument("--detector", choices=("mediapipe", "mtcnn"), default="mediapipe",
+                    help="the server's photo front-end")
     args = ap.parse_args()
     photo = _photo_bytes(args.photo, args.side)
     options = ReconstructOptions(omit_topology=True, texture=args.texture_size > 0,
@@ -116,7 +119,7 @@ def main() -> None:
 
             print("building a random-weights package ...", flush=True)
             package = build_random_package(Path(td) / "bench.fcpkg").path
-        proc, target = _start_server(package, args.workers)
+        proc, target = _start_server(package, args.workers, args.detector)
         try:
             with FaceCraftClient(target, timeout_s=120) as c:
                 for _ in range(20):
