@@ -237,6 +237,68 @@ def _resolve_model_path(path: str | Path) -> Path:
     return require_file(p, "Surrey model file")
 
 
+def _expressions(eos: EosModel, mpath: Path, expressions: str | Path | bool | None, v: int,
+                 lim_ex: int | None, files: dict[str, object], mean: np.ndarray
+                 ) -> tuple[str, tuple[str, ...], np.ndarray, np.ndarray]:
+    """The expression model :func:`import_surrey` asks for: ``(kind, names, basis (K, V, 3)
+    millimetres -> metres applied, mean)`` (a PCA expression model may move the mean)."""
+    expr_kind, expr_names, expr_basis = "blendshape", (), np.zeros((0, v, 3), np.float32)
+    blend = None
+    if expressions is None:
+        if eos.expression_pca is None and eos.blendshapes is None:
+            guess = mpath.with_name("expression_blendshapes_" + mpath.stem.rsplit("_", 1)[-1]
+                                    + ".bin")
+            if guess.is_file():
+                blend, files["expressions"] = read_eos_blendshapes(guess), file_record(guess)
+        else:
+            blend = eos.blendshapes
+    elif expressions is not False and str(expressions).lower() not in ("none", "false", ""):
+        epath = require_file(expressions, "expression blendshapes file")
+        blend, files["expressions"] = read_eos_blendshapes(epath), file_record(epath)
+    if blend is not None:
+        bad = [name for name, d in blend if d.size != 3 * v]
+        if bad:
+            raise ModelFormatError(
+                f"expression blendshapes {bad} have a different vertex count than {mpath} "
+                f"({v} vertices): the files belong to different models")
+        blend = blend[:lim_ex] if lim_ex is not None else blend
+        if blend:
+            expr_names = tuple(name for name, _ in blend)
+            expr_basis = (np.stack([d for _, d in blend]).reshape(-1, v, 3) * _MM
+                          ).astype(np.float32)
+    elif eos.expression_pca is not None and expressions is None:
+        e = eos.expression_pca
+        if e.basis.shape[0] != 3 * v or (e.mean.size not in (0, 3 * v)):
+            raise ModelFormatError(f"{mpath}: expression PCA model is not over {v} vertices")
+        expr_kind = "pca"
+        expr_basis = basis_from_columns(e.basis, v, np.sqrt(e.eigenvalues) * _MM, lim_ex)
+        expr_names = tuple(f"expression{i:03d}" for i in range(len(expr_basis)))
+        if e.mean.size:
+            mean = mean + e.mean.reshape(v, 3)
+    return expr_kind, expr_names, expr_basis, mean
+
+
+def _uv_layout(eos: EosModel, mpath: Path, v: int, triangles: np.ndarray, flipped: bool
+               ) -> tuple[np.ndarray, np.ndarray]:
+    """``(uvs (U, 2) origin bottom-left, uv_triangles (F, 3))`` of an eos model (empty when it
+    has none)."""
+    uvs = np.zeros((0, 2), np.float32)
+    uv_tris = np.zeros((0, 3), np.int32)
+    if len(eos.texcoords):
+        uvs = np.column_stack([eos.texcoords[:, 0], 1.0 - eos.texcoords[:, 1]])
+        if len(eos.texture_triangles):
+            uv_tris = eos.texture_triangles[:, [0, 2, 1]] if flipped else eos.texture_triangles
+        elif len(eos.texcoords) == v:
+            uv_tris = triangles
+        else:
+            raise ModelFormatError(
+                f"{mpath}: {len(eos.texcoords)} texture coordinates for {v} vertices and no "
+                "texture triangles")
+        if len(uv_tris) != len(triangles) or uv_tris.max() >= len(uvs):
+            raise ModelFormatError(f"{mpath}: texture triangles do not match the mesh")
+    return uvs, uv_tris
+
+
 def import_surrey(path: str | Path, *, expressions: str | Path | bool | None = None,
                  landmarks: str | Path | None = None, contours: str | Path | None = None,
                  max_identity: int | None = None, max_expression: int | None = None,
@@ -281,39 +343,8 @@ def import_surrey(path: str | Path, *, expressions: str | Path | bool | None = N
     identity = basis_from_columns(s.basis, v, np.sqrt(s.eigenvalues) * _MM, lim_id)
 
     files: dict[str, object] = {"model": file_record(mpath)}
-    expr_kind, expr_names, expr_basis = "blendshape", (), np.zeros((0, v, 3), np.float32)
-    blend = None
-    if expressions is None:
-        if eos.expression_pca is None and eos.blendshapes is None:
-            guess = mpath.with_name("expression_blendshapes_" + mpath.stem.rsplit("_", 1)[-1]
-                                    + ".bin")
-            if guess.is_file():
-                blend, files["expressions"] = read_eos_blendshapes(guess), file_record(guess)
-        else:
-            blend = eos.blendshapes
-    elif expressions is not False and str(expressions).lower() not in ("none", "false", ""):
-        epath = require_file(expressions, "expression blendshapes file")
-        blend, files["expressions"] = read_eos_blendshapes(epath), file_record(epath)
-    if blend is not None:
-        bad = [name for name, d in blend if d.size != 3 * v]
-        if bad:
-            raise ModelFormatError(
-                f"expression blendshapes {bad} have a different vertex count than {mpath} "
-                f"({v} vertices): the files belong to different models")
-        blend = blend[:lim_ex] if lim_ex is not None else blend
-        if blend:
-            expr_names = tuple(name for name, _ in blend)
-            expr_basis = (np.stack([d for _, d in blend]).reshape(-1, v, 3) * _MM
-                          ).astype(np.float32)
-    elif eos.expression_pca is not None and expressions is None:
-        e = eos.expression_pca
-        if e.basis.shape[0] != 3 * v or (e.mean.size not in (0, 3 * v)):
-            raise ModelFormatError(f"{mpath}: expression PCA model is not over {v} vertices")
-        expr_kind = "pca"
-        expr_basis = basis_from_columns(e.basis, v, np.sqrt(e.eigenvalues) * _MM, lim_ex)
-        expr_names = tuple(f"expression{i:03d}" for i in range(len(expr_basis)))
-        if e.mean.size:
-            mean = mean + e.mean.reshape(v, 3)
+    expr_kind, expr_names, expr_basis, mean = _expressions(eos, mpath, expressions, v, lim_ex,
+                                                           files, mean)
 
     albedo_mean = albedo_basis = None
     albedo_names: tuple[str, ...] = ()
@@ -327,20 +358,7 @@ def import_surrey(path: str | Path, *, expressions: str | Path | bool | None = N
         albedo_names = tuple(f"albedo{i:03d}" for i in range(len(albedo_basis)))
 
     triangles, flipped = orient_outward(mean, s.triangles)
-    uvs = np.zeros((0, 2), np.float32)
-    uv_tris = np.zeros((0, 3), np.int32)
-    if len(eos.texcoords):
-        uvs = np.column_stack([eos.texcoords[:, 0], 1.0 - eos.texcoords[:, 1]])
-        if len(eos.texture_triangles):
-            uv_tris = eos.texture_triangles[:, [0, 2, 1]] if flipped else eos.texture_triangles
-        elif len(eos.texcoords) == v:
-            uv_tris = triangles
-        else:
-            raise ModelFormatError(
-                f"{mpath}: {len(eos.texcoords)} texture coordinates for {v} vertices and no "
-                "texture triangles")
-        if len(uv_tris) != len(triangles) or uv_tris.max() >= len(uvs):
-            raise ModelFormatError(f"{mpath}: texture triangles do not match the mesh")
+    uvs, uv_tris = _uv_layout(eos, mpath, v, triangles, flipped)
 
     lpath = require_file(landmarks if landmarks is not None
                          else mpath.with_name("ibug_to_sfm.txt"),
