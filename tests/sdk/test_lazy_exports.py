@@ -26,7 +26,16 @@ def test_every_export_resolves_to_its_module(package):
         mod.not_a_name  # noqa: B018
 
 
-@pytest.mark.parametrize("package", PACKAGES)
+def test_the_sdk_re_exports_every_wing_and_the_errors():
+    import facecraft.sdk as sdk
+
+    wings = {n for w in PACKAGES[1:] for n in importlib.import_module(w).__all__}
+    errors = {"FaceCraftError", "InvalidInputError", "ModelFileError", "ModelFormatError",
+              "NoFaceError", "PhotoTooLargeError"}
+    assert set(sdk.__all__) == wings | errors
+
+
+@pytest.mark.parametrize("package", PACKAGES[1:])
 def test_type_checking_imports_match_exports(package):
     """The ``if TYPE_CHECKING`` block (for IDEs) names exactly the lazy exports, from the same
     modules."""
