@@ -51,6 +51,7 @@ from facecraft.sdk.photo.face_mask import refine_skin_mask, skin_mask_from_landm
 from facecraft.sdk.photo.image_io import ImageDecodeError
 from facecraft.sdk.photo.ingest import IngestedFace, IngestSettings, ingest_photo
 from facecraft.sdk.photo.landmarker import Dlib68Landmarker
+from facecraft.sdk.photo.mediapipe_frontend import FrontEndSettings, MediaPipeFrontEnd
 
 __all__ = [
     "PrepareSettings",
@@ -99,6 +100,9 @@ class PrepareSettings:
             :func:`~facecraft.sdk.photo.face_mask.refine_skin_mask`).
         refine_sigma: the colour test's threshold in robust standard deviations.
         max_pixels: decompression-bomb limit passed to the decoder.
+        front_end: ``"mediapipe"`` (BlazeFace + the 468-point mesh: alignment from the mesh,
+            the skin mask from its regions, so no 68-point landmarker is needed for masks) or
+            ``"mtcnn"`` (5 points; the mask from dlib's 68 points, else an ellipse).
         detector: :class:`~facecraft.sdk.photo.detect.DetectorSettings` of the MTCNN detector.
     """
 
@@ -110,6 +114,7 @@ class PrepareSettings:
     skin_feature_margin: float = 0.04
     refine_skin: bool = True
     refine_sigma: float = 3.0
+    front_end: str = "mediapipe"
     max_pixels: int = 40_000_000
     detector: DetectorSettings = field(default_factory=DetectorSettings)
 
@@ -121,6 +126,9 @@ class PrepareSettings:
         if isinstance(self.max_faces, bool) or not isinstance(self.max_faces, int) \
                 or self.max_faces < 1:
             raise InvalidInputError(f"expected max_faces an int >= 1, got {self.max_faces!r}")
+        if self.front_end not in ("mediapipe", "mtcnn"):
+            raise InvalidInputError(f"expected front_end 'mediapipe' or 'mtcnn', got "
+                                    f"{self.front_end!r}")
         for name in ("min_face_size", "skin_forehead", "skin_feature_margin", "refine_sigma"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int | float) or not np.isfinite(v) \
@@ -233,7 +241,9 @@ def _ellipse_mask(lm5: np.ndarray, size: int) -> np.ndarray:
 
 def _skin_mask(face: IngestedFace, crop: np.ndarray, s: PrepareSettings) -> tuple[np.ndarray, str]:
     """The face's (S, S) bool skin mask in the crop and its kind."""
-    if face.crop_landmarks68 is not None:
+    if face.mesh is not None and face.skin_mask is not None:
+        mask, kind = face.skin_mask.astype(bool), "mesh468"
+    elif face.crop_landmarks68 is not None:
         mask = skin_mask_from_landmarks(face.crop_landmarks68, (s.crop_size, s.crop_size),
                                         forehead=s.skin_forehead,
                                         feature_margin=s.skin_feature_margin)
@@ -275,7 +285,8 @@ def _add_face(rows: dict[str, list[np.ndarray]], items: list[dict[str, Any]], f:
     items.append({"index": len(items), "source": src_id, "face": rank,
                   "box": [round(float(v), 2) for v in f.box],
                   "score": round(float(f.score), 4),
-                  "landmark_kind": "dlib68" if has68 else "mtcnn5",
+                  "landmark_kind": ("dlib68" if has68 else
+                                    "mesh468" if f.mesh is not None else "mtcnn5"),
                   "mask_kind": mask_kind, "skin_fraction": round(float(mask.mean()), 4)})
 
 
@@ -324,7 +335,9 @@ def prepare_photos(src: str | os.PathLike[str] | Sequence[str | os.PathLike[str]
     if not files:
         raise InvalidInputError(f"no photos ({', '.join(PHOTO_EXTENSIONS)}) found in {src}")
     out = Path(out_dir)
-    detector = FaceDetector(settings.detector)
+    detector = (MediaPipeFrontEnd(FrontEndSettings(small_faces=True,
+                                                   threads=settings.detector.threads))
+                if settings.front_end == "mediapipe" else FaceDetector(settings.detector))
     landmarker = Dlib68Landmarker() if settings.landmarks68 and Dlib68Landmarker.available() \
         else None
     kind68 = "dlib68" if landmarker is not None else "none"

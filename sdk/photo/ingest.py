@@ -10,6 +10,7 @@ written anywhere; photos stay in memory.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -24,7 +25,11 @@ from .image_io import (
     DecodedImage,
     decode_image,
 )
-from .protocols import Detector, Landmarker
+from .mesh_regions import region_masks
+from .protocols import Detector, Landmarker, MeshDetector
+
+if TYPE_CHECKING:
+    from .mediapipe_frontend import FaceLandmarks
 
 __all__ = ["IngestSettings", "IngestedFace", "IngestedPhoto", "ingest_photo", "NoFaceError"]
 
@@ -76,6 +81,9 @@ class IngestedFace:
         aligned: the crop, its transform and its 5 points.
         crop_landmarks68: (68, 2) in crop pixels, or None.
         skin_mask: (S, S) bool skin mask in the crop, or None without 68 landmarks.
+        mesh: the MediaPipe front-end's 468 points, iris and presence (photo pixels) when the
+            detector is a :class:`~facecraft.sdk.photo.protocols.MeshDetector`; the skin mask
+            then comes from the mesh's regions (never from a 68-point landmarker).
     """
 
     box: np.ndarray
@@ -85,6 +93,7 @@ class IngestedFace:
     aligned: AlignedFace
     crop_landmarks68: np.ndarray | None = None
     skin_mask: np.ndarray | None = None
+    mesh: FaceLandmarks | None = None
 
 
 @dataclass(frozen=True)
@@ -123,25 +132,34 @@ def ingest_photo(data: bytes, detector: Detector, *, landmarker: Landmarker | No
                          memory_budget=settings.memory_budget, max_side=settings.max_side,
                          source=source)
     rgb8 = photo.to_uint8()
-    found = sorted(detector.detect(rgb8), key=lambda f: -f.area)
+    if isinstance(detector, MeshDetector):
+        pairs = [(m.face, m) for m in detector.analyze(rgb8)]
+    else:
+        pairs = [(f, None) for f in detector.detect(rgb8)]
+    pairs.sort(key=lambda p: -p[0].area)
+    found = [f for f, _ in pairs]
     if not found and settings.require_face:
         raise NoFaceError(f"no face found in {source} ({photo.size[1]}x{photo.size[0]} px); "
                           "send a photo with a clearly visible face")
     if not settings.all_faces:
-        found = found[:1]
+        pairs = pairs[:1]
     faces = []
-    for f in found:
+    size = (settings.crop_size,) * 2
+    for f, mesh in pairs:
         lm68 = None
         five = np.asarray(f.landmarks5, np.float64)
         if landmarker is not None:
             lm68 = np.asarray(landmarker.landmarks(rgb8, f.box), np.float64)
-            five = five_from_68(lm68)
+            if mesh is None:  # the mesh's five points are the better ones
+                five = five_from_68(lm68)
         aligned = align_face(photo.rgb, five, settings.crop_size)
-        crop68 = mask = None
-        if lm68 is not None:
-            crop68 = aligned.to_crop(lm68)
-            mask = skin_mask_from_landmarks(crop68, (settings.crop_size,) * 2)
+        crop68 = None if lm68 is None else aligned.to_crop(lm68)
+        if mesh is not None:
+            mask = region_masks(mesh.points, size, iris=mesh.mesh.iris,
+                                matrix=aligned.matrix)["skin"]
+        else:
+            mask = None if crop68 is None else skin_mask_from_landmarks(crop68, size)
         faces.append(IngestedFace(box=np.asarray(f.box, np.float64), score=float(f.score),
                                   landmarks5=five, landmarks68=lm68, aligned=aligned,
-                                  crop_landmarks68=crop68, skin_mask=mask))
+                                  crop_landmarks68=crop68, skin_mask=mask, mesh=mesh))
     return IngestedPhoto(photo=photo, faces=tuple(faces))

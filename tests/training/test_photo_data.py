@@ -55,8 +55,8 @@ def test_summary_and_manifest(prepared):
         assert 0 <= item["source"] < 4 and 0.9 <= item["score"] <= 1.0
         x0, y0, x1, y1 = item["box"]
         assert x1 - x0 > 64 and y1 - y0 > 64
-        assert item["landmark_kind"] == ("dlib68" if HAS_68 else "mtcnn5")
-        assert item["mask_kind"] == ("landmarks68" if HAS_68 else "ellipse5")
+        assert item["landmark_kind"] == ("dlib68" if HAS_68 else "mesh468")
+        assert item["mask_kind"] == "mesh468"  # the default front-end's regions, never dlib's
         assert 0.1 < item["skin_fraction"] < 0.7
     reasons = {s["source"]: (s["reason"], s["detail"]) for s in manifest["skipped"]}
     assert reasons[str(src["grass"].resolve())][0] == "no_face"
@@ -121,6 +121,11 @@ def test_five_points_only_and_small_faces(tmp_path):
     assert not bool(it["landmarks_valid"].any()) and float(it["landmarks"].abs().sum()) == 0
     assert 0.1 < float(it["skin_mask"].float().mean()) < 0.7
     item = json.loads((tmp_path / "five" / "manifest.json").read_text())["items"][0]
+    assert (item["landmark_kind"], item["mask_kind"]) == ("mesh468", "mesh468")
+    s = prepare_photos(celeba, tmp_path / "mtcnn", PrepareSettings(landmarks68=False,
+                                                                   front_end="mtcnn"),
+                       progress=False)
+    item = json.loads((tmp_path / "mtcnn" / "manifest.json").read_text())["items"][0]
     assert (item["landmark_kind"], item["mask_kind"]) == ("mtcnn5", "ellipse5")
 
     group = assets_or_skip("photos", "pascal-voc-groups", "2007_007763.jpg")

@@ -127,3 +127,21 @@ def test_ingest_photo_wants_a_68_point_landmarker():
     ok, png = cv2.imencode(".png", np.zeros((120, 160, 3), np.uint8))
     with pytest.raises(InvalidInputError, match="68-point"):
         ingest_photo(png.tobytes(), _FixedDetector(face), landmarker=FivePoints())
+
+
+def test_a_mesh_detector_gives_mesh_masks_without_a_68_point_landmarker():
+    """With the MediaPipe front-end the skin mask comes from the mesh's regions (the runtime
+    never needs dlib's non-commercial predictor), and the 5 points are the mesh's."""
+    from facecraft.sdk.photo.mediapipe_frontend import MediaPipeFrontEnd
+
+    data = assets_or_skip("photos", "london-faces", "neutral", "001_03.jpg").read_bytes()
+    (face,) = ingest_photo(data, MediaPipeFrontEnd()).faces
+    assert face.mesh is not None and face.landmarks68 is None
+    np.testing.assert_allclose(face.landmarks5, face.mesh.face.landmarks5)
+    m = face.skin_mask
+    assert m.shape == (224, 224) and m.dtype == bool and 0.15 < m.mean() < 0.6
+    eyes = face.aligned.to_crop(face.landmarks5[:2])  # the pupils are not skin
+    for x, y in np.round(eyes).astype(int):
+        assert not m[y, x]
+    nose = np.round(face.aligned.to_crop(face.landmarks5[2:3])[0]).astype(int)
+    assert m[nose[1] - 8, nose[0]]  # the nose bridge above the tip is
