@@ -76,7 +76,8 @@ def _cmd_train_prepare(args: argparse.Namespace) -> int:
     from facecraft.training.photo_data import PrepareSettings, prepare_photos
 
     settings = PrepareSettings(crop_size=args.size, min_face_size=args.min_face,
-                               max_faces=args.max_faces, landmarks68=not args.no_landmarks68)
+                               max_faces=args.max_faces, landmarks68=not args.no_landmarks68,
+                               front_end=args.detector)
     summary = prepare_photos(args.photos, args.output, settings, progress=not args.quiet)
     d = summary.to_json()
     if args.json:
@@ -130,7 +131,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--max-faces", type=int, default=1, metavar="N",
                    help="faces kept per photo, largest first (1)")
     p.add_argument("--no-landmarks68", action="store_true",
-                   help="skip dlib's 68-point landmarker (5 points and ellipse masks only)")
+                   help="skip dlib's 68-point landmarker (training-only annotations of the "
+                        "landmark loss; masks come from the mesh, or an ellipse with MTCNN)")
+    p.add_argument("--detector", choices=("mediapipe", "mtcnn"), default="mediapipe",
+                   help="front-end: MediaPipe's mesh (alignment and skin masks; default) or "
+                        "MTCNN")
     p.add_argument("--json", action="store_true", help="print the summary as one JSON line")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(handler=_cmd_train_prepare)
