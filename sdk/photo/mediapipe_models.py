@@ -55,6 +55,10 @@ class OnnxModel:
         opts.inter_op_num_threads = 1
         opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        # The front-end runs several small sessions one after another: threads that spin
+        # waiting for more work after a run would take the cores from the next session.
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        opts.add_session_config_entry("session.set_denormal_as_zero", "1")
         self.session = ort.InferenceSession(str(path), sess_options=opts,
                                             providers=list(providers))
         self._input = self.session.get_inputs()[0].name
