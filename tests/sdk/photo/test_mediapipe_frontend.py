@@ -260,6 +260,8 @@ def test_no_face_and_group_photos():
 
     fe = MediaPipeFrontEnd(FrontEndSettings(small_faces=True))
     assert fe.analyze(_rgb(PHOTOS / "no-face" / "grass.jpg")) == []
+    # emma.jpg: a frontal face and two turned far to the side
+    assert len(fe.analyze(_rgb(PHOTOS / "misc" / "emma.jpg"))) == 3
     group = fe.analyze(_rgb(PHOTOS / "pascal-voc-groups" / "2008_004176.jpg"))
     assert len(group) >= 6
     assert min(f.face.box[2] - f.face.box[0] for f in group) < 45  # faces near 40 px
