@@ -255,6 +255,19 @@ def test_rotated_and_grayscale_photos(front_end):
 
 
 @needs_photos
+def test_a_face_that_fills_the_frame_is_found_through_the_border(front_end):
+    rgb = _rgb(PHOTOS / "london-faces" / "neutral" / "001_03.jpg")
+    x0, y0, x1, y1 = front_end.analyze(rgb)[0].face.box.astype(int)
+    d = (x1 - x0) // 5  # cut 20% into the face box on every side
+    tight = np.ascontiguousarray(rgb[y0 + d:y1 - d, x0 + d:x1 - d])
+    (face,) = front_end.analyze(tight)
+    assert face.detector == "short+border" and face.mesh.presence > 0.5
+    # the mesh is where the full photo's mesh is, shifted by the crop
+    full = front_end.analyze(rgb)[0].points[:, :2] - [x0 + d, y0 + d]
+    assert np.median(np.abs(face.points[:, :2] - full)) < 0.03 * (x1 - x0)
+
+
+@needs_photos
 def test_no_face_and_group_photos():
     from facecraft.sdk.photo.mediapipe_frontend import FrontEndSettings, MediaPipeFrontEnd
 
