@@ -28,7 +28,7 @@ from importlib.metadata import entry_points
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
-from .errors import FaceCraftError
+from .errors import FaceCraftError, ProviderUnavailableError
 
 if TYPE_CHECKING:
     import numpy as np
@@ -370,29 +370,17 @@ def _check_output_dir(path: Path) -> None:
                          "output files (it is created when missing)")
 
 
-def _check_provider(provider: str) -> None:
-    """Refuse ``--provider cuda|tensorrt`` when this ONNX Runtime build lacks it."""
-    from .pipeline.runtime import PROVIDER_NAMES, available_providers
-
-    full = PROVIDER_NAMES[provider]
-    have = available_providers()
-    if full not in have:
-        raise UnavailableError(
-            f"--provider {provider}: ONNX Runtime's {full} is not available here (this "
-            f"onnxruntime build offers {', '.join(have)}); install the GPU build of "
-            "onnxruntime with the CUDA/TensorRT libraries, or use --provider auto or cpu")
-
-
 def _cmd_create(args: argparse.Namespace) -> int:
     import torch
 
     from .pipeline.create import create_faces
     from .pipeline.pipeline import FaceCraft, PipelineSettings
+    from .pipeline.runtime import require_provider
 
     _check_output_dir(args.output)
     explicit = args.provider != "auto"
     if explicit:
-        _check_provider(args.provider)
+        require_provider(args.provider)
     # An entry point may configure the process. The torch stages (shape, rasterization, UV
     # gathers) are many small ops that one thread runs fastest, especially on shared cores;
     # --threads goes to the ONNX Runtime sessions, where the work is.
@@ -573,7 +561,7 @@ def _run(argv: Sequence[str] | None) -> int:
     except UsageError as e:
         print(f"facecraft: error: {e}", file=sys.stderr)
         return EXIT_USAGE
-    except UnavailableError as e:
+    except (UnavailableError, ProviderUnavailableError) as e:
         print(f"facecraft: error: {e}", file=sys.stderr)
         return EXIT_UNAVAILABLE
     except FaceCraftError as e:

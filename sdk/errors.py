@@ -14,6 +14,7 @@ __all__ = [
     "ModelFormatError",
     "NoFaceError",
     "PhotoTooLargeError",
+    "ProviderUnavailableError",
 ]
 
 
@@ -43,3 +44,8 @@ class PhotoTooLargeError(InvalidInputError):
 class NoFaceError(InvalidInputError):
     """The photo holds no face the detector can find (the service maps it to
     ``FAILED_PRECONDITION``, the CLI to a one-line error)."""
+
+
+class ProviderUnavailableError(FaceCraftError):
+    """An ONNX Runtime execution provider asked for by name (CUDA, TensorRT) is not in the
+    installed build; nothing falls back to the CPU unasked (the CLI exits with 69)."""

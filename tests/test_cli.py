@@ -167,6 +167,18 @@ def test_create_missing_provider_is_refused(tmp_path, capsys, provider):
     assert not (tmp_path / "out").exists()  # nothing ran on the CPU instead
 
 
+@pytest.mark.parametrize("provider", ["cuda", "tensorrt"])
+def test_serve_missing_provider_is_refused(capsys, provider):
+    from facecraft.sdk.pipeline.runtime import PROVIDER_NAMES, available_providers
+
+    if PROVIDER_NAMES[provider] in available_providers():
+        pytest.skip(f"this onnxruntime has {PROVIDER_NAMES[provider]}")
+    code = main(["serve", "--port", "0", "--provider", provider])
+    err = capsys.readouterr().err
+    assert code == EXIT_UNAVAILABLE, err
+    assert f"--provider {provider}" in err and PROVIDER_NAMES[provider] in err
+
+
 def test_create_special_files_and_warnings_are_one_line(tmp_path):
     """/dev/zero and a FIFO are refused at once (no endless read, no wait); a Python warning
     (here: a package exported with another starter model) is one `facecraft: warning:` line."""

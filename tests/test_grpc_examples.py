@@ -129,6 +129,6 @@ def test_node_client_against_a_live_server(server, photo_files, tmp_path):
     assert other["code"] == "OK"
     assert junk["code"] == "INVALID_ARGUMENT" and "not an image" in junk["message"]
     assert [(b["index"], b["code"]) for b in summary["batch"]] == [(0, 0), (1, 0), (2, 3)]
-    assert (out / "000002.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert (out / "000002_texture.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     obj = (out / "000002.obj").read_text()
     assert obj.count("\nv ") == info.face_model["num_vertices"]

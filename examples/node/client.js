@@ -8,7 +8,7 @@
 //                  [--texture-size 1024] [--json]
 //
 // For each photo it calls Reconstruct (largest face, PNG texture), writes DIR/NAME.obj (the
-// mesh with UVs, metres, the proto's right-handed frame), DIR/NAME.mtl and DIR/NAME.png, and
+// mesh with UVs, metres, the proto's right-handed frame), DIR/NAME.mtl and DIR/NAME_texture.png, and
 // prints a summary. --json prints one JSON document instead (used by tests/test_grpc_examples.py).
 // Then it calls ReconstructBatch with all photos and reports each streamed item's status.
 // The token defaults to $FACECRAFT_TOKEN. Conventions: see the proto's header comment.
@@ -109,8 +109,8 @@ async function main() {
       const resp = await unary(client, 'Reconstruct', req, metadata(args.token, `node-${name}`), 120);
       const face = resp.faces[0];
       writeObj(path.join(args.out, `${name}.obj`), face.mesh, name);
-      fs.writeFileSync(path.join(args.out, `${name}.mtl`), `newmtl face\nKd 1 1 1\nmap_Kd ${name}.png\n`);
-      fs.writeFileSync(path.join(args.out, `${name}.png`), face.texture.png);
+      fs.writeFileSync(path.join(args.out, `${name}.mtl`), `newmtl face\nKd 1 1 1\nmap_Kd ${name}_texture.png\n`);
+      fs.writeFileSync(path.join(args.out, `${name}_texture.png`), face.texture.png);
       summary.faces.push({
         photo: path.basename(photo), request_id: resp.request_id, code: 'OK',
         width: resp.photo.width, height: resp.photo.height,

@@ -41,7 +41,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ..errors import FaceCraftError, InvalidInputError
+from ..errors import FaceCraftError, InvalidInputError, ProviderUnavailableError
 from .package import ModelEntry
 
 if TYPE_CHECKING:
@@ -153,6 +153,22 @@ class ProviderSelection:
     def primary(self) -> str:
         """The provider tried first."""
         return self.providers[0]
+
+
+def require_provider(provider: str) -> None:
+    """Refuse ``provider`` (``"cuda"`` or ``"tensorrt"``; ``"cpu"`` is always there) when the
+    installed onnxruntime build lacks it, instead of letting a session fall back to the CPU.
+
+    Raises:
+        ProviderUnavailableError: with what the build offers and how to get the provider.
+    """
+    full = PROVIDER_NAMES[provider]
+    have = available_providers()
+    if full not in have:
+        raise ProviderUnavailableError(
+            f"--provider {provider}: ONNX Runtime's {full} is not available here (this "
+            f"onnxruntime build offers {', '.join(have)}); install the GPU build of "
+            "onnxruntime with the CUDA/TensorRT libraries, or use --provider auto or cpu")
 
 
 def available_providers() -> tuple[str, ...]:

@@ -85,7 +85,11 @@ def _rig_token(args: argparse.Namespace) -> str | None:
 def _cmd_serve(args: argparse.Namespace) -> int:
     import torch
 
+    from ..pipeline.runtime import require_provider
     from .server import ServerSettings, create_server
+
+    if args.provider in ("cuda", "tensorrt"):  # never fall back to the CPU unasked
+        require_provider(args.provider)
 
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonLogFormatter() if args.log_format == "json" else
