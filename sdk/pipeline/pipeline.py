@@ -312,8 +312,11 @@ class FaceResult:
     def coefficients_json(self, package: ModelPackage | None = None) -> dict[str, object]:
         """A JSON-able record: coefficients, units, pose, detection, landmarks, provenance.
 
-        :meth:`FaceCoefficients.from_dict` reads the coefficients back from it.
+        :meth:`FaceCoefficients.from_dict` reads the coefficients back from it. Photo positions
+        are pixels of the photo FILE: a photo the decoder read reduced (``photo.scale`` < 1, a
+        large JPEG within the memory budget) has them scaled back.
         """
+        back = 1.0 / float(getattr(self.photo, "scale", 1.0) or 1.0)  # decoded -> file pixels
         out: dict[str, object] = {
             "format": COEFFICIENTS_FORMAT, "version": 1, "source": self.source,
             "face_index": self.face_index,
@@ -323,18 +326,18 @@ class FaceResult:
                       "lighting": "27 SH coefficients, channel-major, offsets from the ambient "
                                   "init", "landmarks": "photo pixels, x right, y down"},
             "pose_deg": [float(x) for x in self.pose_deg],
-            "detection": {"box": [float(x) for x in self.detection.box],
+            "detection": {"box": [float(x) * back for x in self.detection.box],
                           "score": float(self.detection.score)},
-            "landmarks": [[float(x), float(y)] for x, y in self.landmarks],
+            "landmarks": [[float(x) * back, float(y) * back] for x, y in self.landmarks],
             "fine_texture": self.fine_source,
         }
         if self.photo_landmarks is not None:
             m = self.photo_landmarks.mesh
             out["photo_landmarks"] = {
                 "detector": self.photo_landmarks.detector, "presence": float(m.presence),
-                "mesh468": np.round(m.points.astype(np.float64), 2).tolist(),
-                "iris": None if m.iris is None else np.round(m.iris[..., :2].astype(np.float64),
-                                                             2).tolist(),
+                "mesh468": np.round(m.points.astype(np.float64) * back, 2).tolist(),
+                "iris": None if m.iris is None else np.round(
+                    m.iris[..., :2].astype(np.float64) * back, 2).tolist(),
                 "units": "photo pixels (x right, y down); mesh z: relative depth, x scale"}
         if package is not None:
             ref = package.face_model_ref

@@ -228,6 +228,25 @@ def test_front_ends_mediapipe_by_default_and_mtcnn(craft, package, photos, tmp_p
         PipelineSettings(front_end="dlib")
 
 
+def test_a_photo_read_reduced_reports_file_pixels(craft, photos, tmp_path):
+    """A large JPEG is decoded at a reduced size (the memory budget); the coefficients record
+    still gives its positions in the file's pixels."""
+    import cv2
+
+    small = cv2.imread(str(photos[0]))
+    k = 5000 / max(small.shape[:2])
+    big = cv2.resize(small, None, fx=k, fy=k, interpolation=cv2.INTER_CUBIC)
+    path = tmp_path / "big.jpg"
+    cv2.imwrite(str(path), big, [cv2.IMWRITE_JPEG_QUALITY, 85])
+    (r_big,) = craft.reconstruct(path)
+    assert r_big.photo.scale < 1  # read reduced
+    (r_small,) = craft.reconstruct(photos[0])
+    a = np.asarray(r_big.coefficients_json()["landmarks"])
+    b = np.asarray(r_small.coefficients_json()["landmarks"]) * k
+    iod = np.linalg.norm(b[45] - b[36])
+    assert np.abs(a - b).mean() < 0.05 * iod
+
+
 def test_photo_files_are_read_with_a_bound(package, photos, tmp_path):
     import os
     import time
