@@ -12,6 +12,9 @@ from typing import TYPE_CHECKING
 from .._lazy import attach
 
 _EXPORTS = {
+    "MeshFitter": "mesh_fit",
+    "MeshFitSettings": "mesh_fit",
+    "MeshFit": "mesh_fit",
     "DetectedFace": "pipeline",
     "CoeffLayout": "coeff_layout",
     "ModelPackage": "package",
@@ -26,20 +29,25 @@ _EXPORTS = {
 __getattr__, __dir__, __all__ = attach(__name__, _EXPORTS)
 
 if TYPE_CHECKING:  # the same names, for type checkers and IDEs
-    from .coeff_layout import (  # noqa: F401
+    from facecraft.sdk.pipeline.coeff_layout import (  # noqa: F401
         CoeffLayout,
     )
-    from .package import (  # noqa: F401
+    from facecraft.sdk.pipeline.mesh_fit import (  # noqa: F401
+        MeshFit,
+        MeshFitSettings,
+        MeshFitter,
+    )
+    from facecraft.sdk.pipeline.package import (  # noqa: F401
         ModelPackage,
         load_package,
     )
-    from .pipeline import (  # noqa: F401
+    from facecraft.sdk.pipeline.pipeline import (  # noqa: F401
         DetectedFace,
         FaceCraft,
         FaceResult,
         PipelineSettings,
     )
-    from .runtime import (  # noqa: F401
+    from facecraft.sdk.pipeline.runtime import (  # noqa: F401
         RuntimeSettings,
         select_providers,
     )
